@@ -1,0 +1,377 @@
+#include "config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace runbook {
+
+bool TargetConfig::operator==(const TargetConfig& o) const {
+  auto pg_tuple = [](const PgConnParams& p) {
+    return std::tie(p.host, p.port, p.database, p.user, p.password_file, p.password_env, p.sslmode,
+                    p.application_name, p.send_session_options, p.statement_timeout, p.lock_timeout);
+  };
+  return kind == o.kind && name == o.name && labels == o.labels && interval == o.interval &&
+         timeout == o.timeout && slow_interval == o.slow_interval && collectors == o.collectors &&
+         pg_tuple(pg) == pg_tuple(o.pg);
+}
+
+std::optional<Millis> ParseDuration(std::string_view s) {
+  struct Unit {
+    std::string_view name;
+    long long ms;
+  };
+  // Largest first; each unit may appear once, in this order ("1h30m", not "30m1h").
+  static constexpr Unit kUnits[] = {{"y", 31536000000LL}, {"w", 604800000}, {"d", 86400000},
+                                    {"h", 3600000},       {"m", 60000},     {"s", 1000},
+                                    {"ms", 1}};
+  if (s.empty()) return std::nullopt;
+  long long total = 0;
+  std::size_t i = 0, next_unit = 0;
+  while (i < s.size()) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+    long long n = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      n = n * 10 + (s[i++] - '0');
+      if (n > 1'000'000'000LL) return std::nullopt;
+    }
+    auto rest = s.substr(i);
+    std::size_t u = next_unit;
+    // "ms" must win over "m".
+    while (u < std::size(kUnits) &&
+           !(rest.starts_with(kUnits[u].name) && !(kUnits[u].name == "m" && rest.starts_with("ms"))))
+      ++u;
+    if (u == std::size(kUnits)) return std::nullopt;
+    i += kUnits[u].name.size();
+    total += n * kUnits[u].ms;
+    next_unit = u + 1;
+  }
+  return Millis(total);
+}
+
+std::string FormatDuration(Millis d) {
+  long long ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  struct Unit {
+    const char* name;
+    long long ms;
+  };
+  static constexpr Unit kUnits[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+  for (const auto& u : kUnits) {
+    if (ms >= u.ms) {
+      out += std::to_string(ms / u.ms) + u.name;
+      ms %= u.ms;
+    }
+  }
+  return out;
+}
+
+std::string ValidateListenAddress(std::string_view addr) {
+  std::size_t colon;
+  if (addr.starts_with("[")) {
+    auto close = addr.find(']');
+    if (close == std::string_view::npos || close + 1 >= addr.size() || addr[close + 1] != ':')
+      return "expected \"[ipv6]:port\"";
+    colon = close + 1;
+  } else {
+    colon = addr.rfind(':');
+    if (colon == std::string_view::npos) return "expected \"host:port\" or \":port\"";
+    if (addr.substr(0, colon).find(':') != std::string_view::npos)
+      return "an IPv6 address needs brackets: \"[::1]:9187\"";
+    for (char c : addr.substr(0, colon))
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-')
+        return "invalid host name";
+  }
+  auto port = addr.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return "expected a port number after ':'";
+  int p = std::stoi(std::string(port));
+  if (p < 1 || p > 65535) return "port must be between 1 and 65535";
+  return {};
+}
+
+namespace {
+
+const char* kEmbeddedDefault = R"(# Embedded default: local servers on their standard ports.
+targets:
+  postgres:
+    - name: local
+      host: 127.0.0.1
+      port: 5432
+      database: postgres
+      user: postgres
+  pgbouncer: []
+  redis: []
+  certificates: []
+)";
+
+class Parser {
+ public:
+  explicit Parser(std::string source) : source_(std::move(source)) {}
+
+  void Error(const YAML::Node& node, const std::string& path, const std::string& what) {
+    auto m = node.Mark();
+    std::ostringstream ss;
+    ss << source_;
+    if (!m.is_null()) ss << ':' << m.line + 1 << ':' << m.column + 1;
+    ss << ": " << path << ": " << what;
+    errors_.push_back(ss.str());
+  }
+
+  // Rejects keys outside `allowed`; returns false if `node` is not a mapping.
+  bool CheckMap(const YAML::Node& node, const std::string& path, std::initializer_list<std::string_view> allowed) {
+    if (!node.IsMap()) {
+      Error(node, path, "expected a mapping");
+      return false;
+    }
+    for (const auto& kv : node) {
+      auto key = kv.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        Error(kv.first, path.empty() ? key : path + "." + key, "unknown key (expected one of: " + list + ")");
+      }
+    }
+    return true;
+  }
+
+  std::optional<std::string> String(const YAML::Node& node, const std::string& path) {
+    if (!node.IsScalar()) {
+      Error(node, path, "expected a string");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  std::optional<long long> Integer(const YAML::Node& node, const std::string& path, long long lo, long long hi) {
+    if (node.IsScalar()) {
+      const auto& s = node.Scalar();
+      bool digits = !s.empty() && s.size() < 12 &&
+                    std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+      if (digits) {
+        long long v = std::stoll(s);
+        if (v >= lo && v <= hi) return v;
+      }
+    }
+    Error(node, path, "expected an integer between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                          (node.IsScalar() ? ", got \"" + node.Scalar() + "\"" : ""));
+    return std::nullopt;
+  }
+
+  std::optional<Millis> Duration(const YAML::Node& node, const std::string& path) {
+    if (node.IsScalar()) {
+      if (auto d = ParseDuration(node.Scalar()); d && d->count() > 0) return d;
+    }
+    Error(node, path,
+          "expected a positive duration like 15s, 1m30s or 500ms" +
+              (node.IsScalar() ? std::string(", got \"") + node.Scalar() + "\"" : std::string()));
+    return std::nullopt;
+  }
+
+  std::vector<std::string> StringList(const YAML::Node& node, const std::string& path) {
+    std::vector<std::string> out;
+    if (!node.IsSequence()) {
+      Error(node, path, "expected a list of strings");
+      return out;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i)
+      if (auto s = String(node[i], path + "[" + std::to_string(i) + "]")) out.push_back(*s);
+    return out;
+  }
+
+  struct Defaults {
+    Millis interval{15000}, timeout{10000}, slow_interval{300000};
+  };
+
+  void ParseGlobal(const YAML::Node& g, Config& cfg, Defaults& d) {
+    if (!CheckMap(g, "global", {"interval", "timeout", "slow_interval", "workers"})) return;
+    if (g["interval"]) if (auto v = Duration(g["interval"], "global.interval")) d.interval = *v;
+    if (g["timeout"]) if (auto v = Duration(g["timeout"], "global.timeout")) d.timeout = *v;
+    if (g["slow_interval"]) if (auto v = Duration(g["slow_interval"], "global.slow_interval")) d.slow_interval = *v;
+    if (g["workers"]) if (auto v = Integer(g["workers"], "global.workers", 1, 64)) cfg.workers = static_cast<int>(*v);
+    if (g["timeout"] && d.timeout > d.interval)
+      Error(g["timeout"], "global.timeout", "must not exceed global.interval (" + FormatDuration(d.interval) + ")");
+  }
+
+  void ParseLabels(const YAML::Node& node, const std::string& path, Labels& out) {
+    if (!node.IsMap()) {
+      Error(node, path, "expected a mapping of label names to values");
+      return;
+    }
+    for (const auto& kv : node) {
+      auto name = kv.first.Scalar();
+      bool valid = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+                   std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+      if (!valid || name.starts_with("__")) {
+        Error(kv.first, path + "." + name, "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*, not starting with __)");
+        continue;
+      }
+      if (name == "target" || name == "collector" || name == "reason") {
+        Error(kv.first, path + "." + name, "label name is reserved by the exporter");
+        continue;
+      }
+      if (auto v = String(kv.second, path + "." + name)) out.emplace_back(name, *v);
+    }
+    std::sort(out.begin(), out.end());
+  }
+
+  void ParseCollectors(const YAML::Node& node, const std::string& path, TargetConfig& t) {
+    for (const auto& c : RegisteredCollectors())
+      if (c.kind == t.kind && c.enabled_by_default) t.collectors.insert(c.name);
+    if (!CheckMap(node, path, {"enable", "disable"})) return;
+    for (auto which : {"enable", "disable"}) {
+      if (!node[which]) continue;
+      auto list_path = path + "." + which;
+      const auto& list = node[which];
+      auto names = StringList(list, list_path);
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (!FindCollector(t.kind, names[i])) {
+          std::string known;
+          for (const auto& c : RegisteredCollectors())
+            if (c.kind == t.kind) known += (known.empty() ? "" : ", ") + c.name;
+          Error(list[i], list_path + "[" + std::to_string(i) + "]",
+                "unknown " + std::string(KindName(t.kind)) + " collector \"" + names[i] + "\" (known: " + known + ")");
+          continue;
+        }
+        if (std::string_view(which) == "enable") t.collectors.insert(names[i]);
+        else t.collectors.erase(names[i]);
+      }
+    }
+  }
+
+  void ParsePostgres(const YAML::Node& node, const std::string& path, const Defaults& d, Config& cfg) {
+    TargetConfig t;
+    t.kind = TargetKind::kPostgres;
+    t.interval = d.interval;
+    t.timeout = d.timeout;
+    t.slow_interval = d.slow_interval;
+    if (!CheckMap(node, path, {"name", "host", "port", "database", "user", "password_file", "password_env",
+                               "sslmode", "labels", "interval", "timeout", "slow_interval", "collectors"}))
+      return;
+    if (!node["name"]) Error(node, path, "missing required key \"name\"");
+    else if (auto v = String(node["name"], path + ".name")) {
+      bool valid = !v->empty() && std::all_of(v->begin(), v->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+      });
+      if (!valid) Error(node["name"], path + ".name", "expected letters, digits, '_', '-' or '.'");
+      for (const auto& other : cfg.targets)
+        if (other.name == *v) Error(node["name"], path + ".name", "duplicate target name \"" + *v + "\"");
+      t.name = *v;
+    }
+    if (node["host"]) if (auto v = String(node["host"], path + ".host")) t.pg.host = *v;
+    if (node["port"]) if (auto v = Integer(node["port"], path + ".port", 1, 65535)) t.pg.port = static_cast<int>(*v);
+    if (node["database"]) if (auto v = String(node["database"], path + ".database")) t.pg.database = *v;
+    if (!node["user"]) Error(node, path, "missing required key \"user\"");
+    else if (auto v = String(node["user"], path + ".user")) t.pg.user = *v;
+    if (node["password_file"]) if (auto v = String(node["password_file"], path + ".password_file")) t.pg.password_file = *v;
+    if (node["password_env"]) if (auto v = String(node["password_env"], path + ".password_env")) t.pg.password_env = *v;
+    if (node["password_file"] && node["password_env"])
+      Error(node["password_env"], path + ".password_env", "give either password_file or password_env, not both");
+    if (node["sslmode"]) {
+      if (auto v = String(node["sslmode"], path + ".sslmode")) {
+        static const std::set<std::string> kModes{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+        if (!kModes.count(*v))
+          Error(node["sslmode"], path + ".sslmode", "expected one of disable, allow, prefer, require, verify-ca, verify-full");
+        t.pg.sslmode = *v;
+      }
+    }
+    if (node["labels"]) ParseLabels(node["labels"], path + ".labels", t.labels);
+    if (node["interval"]) if (auto v = Duration(node["interval"], path + ".interval")) t.interval = *v;
+    if (node["timeout"]) if (auto v = Duration(node["timeout"], path + ".timeout")) t.timeout = *v;
+    if (node["slow_interval"]) if (auto v = Duration(node["slow_interval"], path + ".slow_interval")) t.slow_interval = *v;
+    if (t.timeout > t.interval)
+      Error(node["timeout"] ? node["timeout"] : node, path + ".timeout",
+            "must not exceed the interval (" + FormatDuration(t.interval) + ")");
+    ParseCollectors(node["collectors"] ? node["collectors"] : YAML::Node(YAML::NodeType::Map), path + ".collectors", t);
+    t.pg.statement_timeout = t.timeout;
+    t.pg.lock_timeout = std::min(t.timeout, Millis(1000));
+    cfg.targets.push_back(std::move(t));
+  }
+
+  ConfigResult Parse(const std::string& text) {
+    ConfigResult result;
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      std::ostringstream ss;
+      ss << source_ << ':' << e.mark.line + 1 << ':' << e.mark.column + 1 << ": invalid YAML: " << e.msg;
+      result.errors.push_back(ss.str());
+      return result;
+    }
+    Config cfg;
+    cfg.source = source_;
+    Defaults d;
+    if (root.IsNull()) {
+      errors_.push_back(source_ + ": the file is empty (expected at least \"targets:\")");
+      result.errors = errors_;
+      return result;
+    }
+    if (!CheckMap(root, "", {"global", "web", "targets"})) {
+      result.errors = errors_;
+      return result;
+    }
+    if (root["global"]) ParseGlobal(root["global"], cfg, d);
+    if (const auto& web = root["web"]) {
+      if (CheckMap(web, "web", {"listen_address"}) && web["listen_address"]) {
+        if (auto v = String(web["listen_address"], "web.listen_address")) {
+          if (auto err = ValidateListenAddress(*v); !err.empty()) Error(web["listen_address"], "web.listen_address", err);
+          cfg.listen_address = *v;
+        }
+      }
+    }
+    const auto& targets = root["targets"];
+    if (!targets) {
+      Error(root, "targets", "missing required key");
+    } else if (CheckMap(targets, "targets", {"postgres", "pgbouncer", "redis", "certificates"})) {
+      if (const auto& pg = targets["postgres"]) {
+        if (!pg.IsSequence()) Error(pg, "targets.postgres", "expected a list of targets");
+        else
+          for (std::size_t i = 0; i < pg.size(); ++i)
+            ParsePostgres(pg[i], "targets.postgres[" + std::to_string(i) + "]", d, cfg);
+      }
+      for (auto kind : {"pgbouncer", "redis", "certificates"}) {
+        const auto& list = targets[kind];
+        if (!list) continue;
+        if (!list.IsSequence()) Error(list, std::string("targets.") + kind, "expected a list of targets");
+        else if (list.size() > 0)
+          Error(list, std::string("targets.") + kind, "this kind of target is not supported by this version yet");
+      }
+    }
+    result.errors = errors_;
+    if (errors_.empty()) result.config = std::move(cfg);
+    return result;
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace
+
+ConfigResult ParseConfig(const std::string& yaml_text, const std::string& source_name) {
+  return Parser(source_name).Parse(yaml_text);
+}
+
+ConfigResult LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigResult r;
+    r.errors.push_back(path + ": cannot read the config file");
+    return r;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+ConfigResult EmbeddedDefaultConfig() { return ParseConfig(kEmbeddedDefault, "<embedded default>"); }
+
+}  // namespace runbook

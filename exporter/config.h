@@ -1,0 +1,56 @@
+#pragma once
+// Configuration: loaded from YAML, strictly validated (unknown keys, wrong types, bad durations,
+// bad addresses and unknown collectors are errors naming file:line:column and the field).
+// A Config is an immutable value once loaded; share it as shared_ptr<const Config>.
+
+#include <chrono>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "libpq_session.h"
+#include "runbook/collector.h"
+#include "runbook/metric_sink.h"
+
+namespace runbook {
+
+using Millis = std::chrono::milliseconds;
+
+struct TargetConfig {
+  TargetKind kind = TargetKind::kPostgres;
+  std::string name;
+  Labels labels;  // configured constant labels, sorted by name
+  Millis interval{15000};
+  Millis timeout{10000};
+  Millis slow_interval{300000};
+  std::set<std::string> collectors;  // enabled collector names (defaults ± enable/disable)
+  PgConnParams pg;                   // postgres targets
+
+  bool operator==(const TargetConfig&) const;
+};
+
+struct Config {
+  std::string source;  // file path, or "<embedded default>"
+  std::string listen_address = ":9187";
+  int workers = 4;
+  std::vector<TargetConfig> targets;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;
+  std::vector<std::string> errors;  // "file:line:col: field: what was expected"
+};
+
+ConfigResult LoadConfigFile(const std::string& path);
+ConfigResult ParseConfig(const std::string& yaml_text, const std::string& source_name);
+// The configuration used when no --config is given: local servers on their standard ports.
+ConfigResult EmbeddedDefaultConfig();
+
+// "1h30m", "15s", "500ms": Prometheus duration syntax. nullopt when invalid.
+std::optional<Millis> ParseDuration(std::string_view text);
+std::string FormatDuration(Millis d);
+// "host:port", "[v6]:port" or ":port". Returns an error message or empty.
+std::string ValidateListenAddress(std::string_view addr);
+
+}  // namespace runbook

@@ -1,0 +1,68 @@
+#pragma once
+// Collector interface and the self-registering collector registry.
+//
+// A collector lives in one .cpp under collectors/<family>/ and registers itself with a
+// file-scope `CollectorRegistration`; there is no central list to edit. The registry is filled
+// during static initialisation and read-only afterwards, so reads are thread-safe.
+//
+// A collector instance belongs to one target and is called by one thread at a time.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runbook/metric_sink.h"
+#include "runbook/pg_session.h"
+#include "runbook/status.h"
+
+namespace runbook {
+
+enum class TargetKind { kPostgres, kPgBouncer, kRedis, kCertificates };
+
+std::string_view KindName(TargetKind kind);  // "postgres", "pgbouncer", "redis", "certificates"
+
+// What a collector may use during one collection of one target.
+struct ScrapeContext {
+  std::string_view target;  // configured target name
+  Deadline deadline;        // the collection must return before this
+  PgSession* pg = nullptr;  // set for postgres and pgbouncer targets
+
+  bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }
+};
+
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  // Writes this collector's samples for one target. Never throws, never blocks past
+  // ctx.deadline, never logs (the scheduler logs state changes once). A failure returns its
+  // reason; samples written before it are discarded by the caller.
+  virtual Status Update(ScrapeContext& ctx, MetricSink& sink) = 0;
+};
+
+enum class Tier {
+  kFast,  // every collection of the target
+  kSlow,  // at most every `slow_interval` of the target (expensive figures); cached in between
+};
+
+struct CollectorInfo {
+  std::string name;  // config key and `collector` label value, unique per kind
+  TargetKind kind;
+  bool enabled_by_default = true;
+  Tier tier = Tier::kFast;
+  std::string help;  // one line for --help and docs
+  std::function<std::unique_ptr<Collector>()> factory;
+};
+
+// All registered collectors, sorted by kind then name.
+const std::vector<CollectorInfo>& RegisteredCollectors();
+const CollectorInfo* FindCollector(TargetKind kind, std::string_view name);
+
+// Registers at static-initialisation time:
+//   const runbook::CollectorRegistration kReg{{.name = "...", .kind = ..., ...}};
+struct CollectorRegistration {
+  explicit CollectorRegistration(CollectorInfo info);
+};
+
+}  // namespace runbook

@@ -1,0 +1,132 @@
+#include <doctest/doctest.h>
+
+#include "config.h"
+
+using namespace runbook;
+
+namespace {
+std::string Errors(const ConfigResult& r) {
+  std::string out;
+  for (const auto& e : r.errors) out += e + "\n";
+  return out;
+}
+const char* kValid = R"(global:
+  interval: 10s
+  timeout: 4s
+  slow_interval: 2m
+  workers: 2
+web:
+  listen_address: 127.0.0.1:9999
+targets:
+  postgres:
+    - name: primary
+      host: 127.0.0.1
+      port: 6543
+      user: exporter
+      password_file: /run/secrets/pg
+      labels: {role: primary, cluster: main}
+      collectors:
+        disable: [server]
+    - name: replica
+      user: exporter
+      password_env: PG_PW
+      interval: 30s
+  pgbouncer: []
+  redis: []
+  certificates: []
+)";
+}  // namespace
+
+TEST_CASE("durations use Prometheus syntax") {
+  CHECK(ParseDuration("15s") == Millis(15000));
+  CHECK(ParseDuration("1h30m") == Millis(5400000));
+  CHECK(ParseDuration("500ms") == Millis(500));
+  CHECK(ParseDuration("1m500ms") == Millis(60500));
+  CHECK(ParseDuration("2d") == Millis(172800000));
+  CHECK_FALSE(ParseDuration(""));
+  CHECK_FALSE(ParseDuration("15"));
+  CHECK_FALSE(ParseDuration("s"));
+  CHECK_FALSE(ParseDuration("30m1h"));
+  CHECK_FALSE(ParseDuration("1.5s"));
+  CHECK_FALSE(ParseDuration("-1s"));
+  CHECK(FormatDuration(Millis(5400000)) == "1h30m");
+}
+
+TEST_CASE("listen addresses") {
+  CHECK(ValidateListenAddress("127.0.0.1:9187").empty());
+  CHECK(ValidateListenAddress(":9187").empty());
+  CHECK(ValidateListenAddress("[::1]:9187").empty());
+  CHECK(ValidateListenAddress("localhost:1").empty());
+  CHECK_FALSE(ValidateListenAddress("9187").empty());
+  CHECK_FALSE(ValidateListenAddress("127.0.0.1:70000").empty());
+  CHECK_FALSE(ValidateListenAddress("::1:9187").empty());
+  CHECK_FALSE(ValidateListenAddress("host:").empty());
+}
+
+TEST_CASE("a valid config is loaded with defaults applied") {
+  auto r = ParseConfig(kValid, "cfg.yml");
+  REQUIRE_MESSAGE(r.config, Errors(r));
+  const auto& c = *r.config;
+  CHECK(c.listen_address == "127.0.0.1:9999");
+  CHECK(c.workers == 2);
+  REQUIRE(c.targets.size() == 2);
+  const auto& p = c.targets[0];
+  CHECK(p.name == "primary");
+  CHECK(p.pg.port == 6543);
+  CHECK(p.interval == Millis(10000));
+  CHECK(p.timeout == Millis(4000));
+  CHECK(p.slow_interval == Millis(120000));
+  CHECK(p.pg.statement_timeout == Millis(4000));
+  CHECK(p.labels == Labels{{"cluster", "main"}, {"role", "primary"}});
+  CHECK(p.collectors.count("server") == 0);
+  CHECK(c.targets[1].collectors.count("server") == 1);
+  CHECK(c.targets[1].interval == Millis(30000));
+  CHECK(c.targets[1].pg.password_env == "PG_PW");
+  CHECK(c.targets[1].pg.port == 5432);
+}
+
+TEST_CASE("each kind of bad config names file line column and field") {
+  struct Case {
+    const char* yaml;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"targets:\n  postgres:\n    - name: a\n      user: u\n      hots: x\n",
+       "bad.yml:5:7: targets.postgres[0].hots: unknown key"},
+      {"targets:\n  postgres:\n    - name: a\n      user: u\n      port: abc\n",
+       "bad.yml:5:13: targets.postgres[0].port: expected an integer between 1 and 65535, got \"abc\""},
+      {"targets:\n  postgres:\n    - name: a\n      user: u\n      port: [1]\n",
+       "bad.yml:5:13: targets.postgres[0].port: expected an integer"},
+      {"global:\n  interval: 15\ntargets: {}\n", "bad.yml:2:13: global.interval: expected a positive duration"},
+      {"global:\n  interval: 10s\n  timeout: 20s\ntargets: {}\n", "bad.yml:3:12: global.timeout: must not exceed"},
+      {"web:\n  listen_address: 9187\ntargets: {}\n", "bad.yml:2:19: web.listen_address: expected \"host:port\""},
+      {"targets:\n  postgres:\n    - user: u\n", "bad.yml:3:7: targets.postgres[0]: missing required key \"name\""},
+      {"targets:\n  postgres:\n    - {name: a, user: u}\n    - {name: a, user: u}\n",
+       "bad.yml:4:14: targets.postgres[1].name: duplicate target name \"a\""},
+      {"targets:\n  postgres:\n    - name: a\n      user: u\n      collectors: {disable: [nope]}\n",
+       "bad.yml:5:30: targets.postgres[0].collectors.disable[0]: unknown postgres collector \"nope\""},
+      {"targets:\n  postgres:\n    - name: a\n      user: u\n      labels: {target: x}\n",
+       "bad.yml:5:16: targets.postgres[0].labels.target: label name is reserved"},
+      {"targets:\n  postgres:\n    - name: a\n      user: u\n      sslmode: maybe\n",
+       "bad.yml:5:16: targets.postgres[0].sslmode: expected one of"},
+      {"targets:\n  redis:\n    - name: r\n", "bad.yml:3:5: targets.redis: this kind of target is not supported"},
+      {"targets: [\n", "bad.yml:2:1: invalid YAML"},
+      {"", "bad.yml: the file is empty"},
+      {"tragets: {}\n", "bad.yml:1:1: tragets: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseConfig(c.yaml, "bad.yml");
+    INFO(std::string(c.yaml));
+    CHECK_FALSE(r.config);
+    REQUIRE(!r.errors.empty());
+    CHECK_MESSAGE(r.errors[0].starts_with(c.expected), r.errors[0]);
+  }
+}
+
+TEST_CASE("the embedded default config is valid") {
+  auto r = EmbeddedDefaultConfig();
+  REQUIRE_MESSAGE(r.config, Errors(r));
+  CHECK(r.config->source == "<embedded default>");
+  REQUIRE(r.config->targets.size() == 1);
+  CHECK(r.config->targets[0].pg.port == 5432);
+}
