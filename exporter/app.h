@@ -1,0 +1,56 @@
+#pragma once
+// App: the running exporter — current configuration, scheduler, reload state — and what the
+// HTTP endpoints serve. Thread-safety: every method may be called from any thread; Reload() calls
+// are serialised, and readers never wait on a collection.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config.h"
+#include "scheduler.h"
+
+namespace runbook {
+
+struct ReloadResult {
+  bool ok = false;
+  std::vector<std::string> errors;
+};
+
+class App {
+ public:
+  // `config_path` empty means the embedded default.
+  App(std::string config_path, Config initial, ConnectionFactory factory = MakeConnection);
+  ~App();
+
+  // Re-reads the configuration file. On error the running configuration stays in place and
+  // runbook_exporter_config_last_reload_successful becomes 0.
+  ReloadResult Reload();
+
+  std::string RenderMetrics() const;  // Prometheus text format 0.0.4
+  std::string RenderLandingPage() const;
+  bool Ready() const { return scheduler_.AllCollectedOnce(); }
+  std::shared_ptr<const Config> config() const;
+  Scheduler& scheduler() { return scheduler_; }
+
+ private:
+  std::string config_path_;
+  mutable std::mutex mu_;
+  std::mutex reload_mu_;
+  std::shared_ptr<const Config> config_;
+  bool last_reload_ok_ = true;
+  double last_reload_success_time_ = 0;
+  std::vector<std::string> last_reload_errors_;
+  Scheduler scheduler_;
+};
+
+// Concatenates pre-rendered families of many sources, one HELP/TYPE header per family name.
+std::string ConcatenateRendered(const std::vector<const std::vector<RenderedFamily>*>& sources);
+
+// gzip-compresses `in` (RFC 1952).
+std::string Gzip(const std::string& in);
+
+std::string HtmlEscape(std::string_view s);
+
+}  // namespace runbook

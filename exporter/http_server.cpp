@@ -1,0 +1,132 @@
+#include "http_server.h"
+
+#include <civetweb.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "app.h"
+
+namespace runbook {
+
+namespace {
+
+void Send(mg_connection* conn, int code, const char* content_type, const std::string& body,
+          const char* extra_headers = "") {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+            code, mg_get_response_code_text(conn, code), content_type, body.size(), extra_headers);
+  mg_write(conn, body.data(), body.size());
+}
+
+bool IsMethod(mg_connection* conn, const char* method) {
+  return std::strcmp(mg_get_request_info(conn)->request_method, method) == 0;
+}
+
+bool AcceptsGzip(mg_connection* conn) {
+  const char* ae = mg_get_header(conn, "Accept-Encoding");
+  return ae && std::strstr(ae, "gzip");
+}
+
+int HandleMetrics(mg_connection* conn, void* data) {
+  auto* app = static_cast<App*>(data);
+  if (!IsMethod(conn, "GET") && !IsMethod(conn, "HEAD")) {
+    Send(conn, 405, "text/plain", "use GET\n", "Allow: GET, HEAD\r\n");
+    return 405;
+  }
+  std::string body = app->RenderMetrics();
+  const char* type = "text/plain; version=0.0.4; charset=utf-8";
+  if (AcceptsGzip(conn)) {
+    std::string gz = Gzip(body);
+    if (!gz.empty()) {
+      Send(conn, 200, type, gz, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+      return 200;
+    }
+  }
+  Send(conn, 200, type, body, "Vary: Accept-Encoding\r\n");
+  return 200;
+}
+
+int HandleRoot(mg_connection* conn, void* data) {
+  auto* app = static_cast<App*>(data);
+  const char* uri = mg_get_request_info(conn)->local_uri;
+  if (std::strcmp(uri, "/") != 0) {
+    Send(conn, 404, "text/plain", "not found\n");
+    return 404;
+  }
+  Send(conn, 200, "text/html; charset=utf-8", app->RenderLandingPage());
+  return 200;
+}
+
+int HandleHealthy(mg_connection* conn, void*) {
+  Send(conn, 200, "text/plain", "OK\n");
+  return 200;
+}
+
+int HandleReady(mg_connection* conn, void* data) {
+  auto* app = static_cast<App*>(data);
+  if (app->Ready()) {
+    Send(conn, 200, "text/plain", "ready\n");
+    return 200;
+  }
+  Send(conn, 503, "text/plain", "not ready: waiting for the first collection of every target\n");
+  return 503;
+}
+
+int HandleReload(mg_connection* conn, void* data) {
+  auto* app = static_cast<App*>(data);
+  if (!IsMethod(conn, "POST") && !IsMethod(conn, "PUT")) {
+    Send(conn, 405, "text/plain", "use POST\n", "Allow: POST, PUT\r\n");
+    return 405;
+  }
+  auto r = app->Reload();
+  if (r.ok) {
+    Send(conn, 200, "text/plain", "config reloaded\n");
+    return 200;
+  }
+  std::string body = "config reload failed; the previous config keeps running:\n";
+  for (const auto& e : r.errors) body += e + "\n";
+  Send(conn, 500, "text/plain", body);
+  return 500;
+}
+
+int LogMessage(const mg_connection*, const char* message) {
+  spdlog::warn("http: {}", message);
+  return 1;
+}
+
+}  // namespace
+
+std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& listen_address, std::string& error) {
+  // CivetWeb spells "all interfaces" as a bare port.
+  std::string ports = listen_address.starts_with(":") ? listen_address.substr(1) : listen_address;
+  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "4",
+                           "request_timeout_ms", "10000", "enable_keep_alive", "yes", nullptr};
+  mg_callbacks callbacks{};
+  callbacks.log_message = LogMessage;
+  mg_init_data init{&callbacks, &app, options};
+  char error_text[256] = "";
+  unsigned error_code = 0;
+  mg_error_data err{&error_code, error_text, sizeof error_text};
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  server->ctx_ = mg_start2(&init, &err);
+  if (!server->ctx_) {
+    error = "cannot listen on " + listen_address + ": " + (error_text[0] ? error_text : "unknown error");
+    return nullptr;
+  }
+  mg_set_request_handler(server->ctx_, "/metrics$", HandleMetrics, &app);
+  mg_set_request_handler(server->ctx_, "/-/healthy$", HandleHealthy, &app);
+  mg_set_request_handler(server->ctx_, "/-/ready$", HandleReady, &app);
+  mg_set_request_handler(server->ctx_, "/-/reload$", HandleReload, &app);
+  mg_set_request_handler(server->ctx_, "/", HandleRoot, &app);
+  mg_server_port ports_out[4];
+  int n = mg_get_server_ports(server->ctx_, 4, ports_out);
+  if (n > 0) server->port_ = ports_out[0].port;
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (ctx_) mg_stop(ctx_);
+}
+
+}  // namespace runbook

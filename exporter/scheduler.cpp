@@ -1,0 +1,116 @@
+#include "scheduler.h"
+
+namespace runbook {
+
+using SteadyClock = std::chrono::steady_clock;
+
+Scheduler::Scheduler(int workers, ConnectionFactory factory) : factory_(std::move(factory)) {
+  threads_.emplace_back([this] { TimerLoop(); });
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  timer_cv_.notify_all();
+  work_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Scheduler::Apply(const std::vector<TargetConfig>& targets) {
+  std::map<std::string, Entry> next;
+  std::vector<std::string> order;
+  std::vector<std::shared_ptr<TargetRuntime>> created;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& cfg : targets) {
+      order.push_back(cfg.name);
+      auto it = entries_.find(cfg.name);
+      if (it != entries_.end() && it->second.runtime->config() == cfg) {
+        next.emplace(cfg.name, std::move(it->second));
+        continue;
+      }
+      next.emplace(cfg.name, Entry{nullptr, SteadyClock::now(), false, false});
+    }
+  }
+  // Constructing runtimes (collector factories) happens outside the lock.
+  for (auto& [name, e] : next) {
+    if (e.runtime) continue;
+    for (const auto& cfg : targets)
+      if (cfg.name == name) e.runtime = std::make_shared<TargetRuntime>(cfg, factory_);
+  }
+  {
+    std::lock_guard lock(mu_);
+    // A removed or replaced target that is being collected finishes on its worker; its result
+    // is dropped with the last reference.
+    entries_ = std::move(next);
+    order_ = std::move(order);
+  }
+  timer_cv_.notify_all();
+}
+
+std::vector<std::shared_ptr<TargetRuntime>> Scheduler::Targets() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<TargetRuntime>> out;
+  for (const auto& name : order_) out.push_back(entries_.at(name).runtime);
+  return out;
+}
+
+bool Scheduler::AllCollectedOnce() const {
+  std::lock_guard lock(mu_);
+  for (const auto& [name, e] : entries_)
+    if (!e.collected) return false;
+  return true;
+}
+
+void Scheduler::TimerLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    auto now = SteadyClock::now();
+    auto next_wake = now + std::chrono::hours(1);
+    for (auto& [name, e] : entries_) {
+      if (e.running) continue;
+      if (e.due <= now) {
+        e.running = true;
+        queue_.push_back(e.runtime);
+        work_cv_.notify_one();
+      } else {
+        next_wake = std::min(next_wake, e.due);
+      }
+    }
+    timer_cv_.wait_until(lock, next_wake);
+  }
+}
+
+void Scheduler::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    auto runtime = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    runtime->Collect();
+    lock.lock();
+    auto it = entries_.find(runtime->config().name);
+    if (it == entries_.end() || it->second.runtime != runtime) continue;  // removed by a reload
+    auto& e = it->second;
+    e.running = false;
+    e.collected = true;
+    const auto interval = runtime->config().interval;
+    // Keep the schedule drift-free; after an overrun (collection longer than the interval),
+    // start again from now rather than firing a burst of catch-up collections.
+    e.due += interval;
+    auto now = SteadyClock::now();
+    if (e.due <= now) e.due = now + interval;
+    timer_cv_.notify_all();
+  }
+}
+
+}  // namespace runbook

@@ -1,0 +1,56 @@
+#pragma once
+// Scheduler: collects every target on its own interval with a fixed pool of worker threads (not
+// a thread per target). Collections are single-flight per target; a slow or frozen server only
+// delays its own target, because every collection ends at the target's deadline.
+//
+// Thread-safety: all public methods may be called from any thread.
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "target_runtime.h"
+
+namespace runbook {
+
+class Scheduler {
+ public:
+  Scheduler(int workers, ConnectionFactory factory = MakeConnection);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Replaces the set of targets. A target whose configuration is unchanged keeps its
+  // connection, caches and counters; others are created anew and collected at once.
+  void Apply(const std::vector<TargetConfig>& targets);
+  // Targets in configuration order.
+  std::vector<std::shared_ptr<TargetRuntime>> Targets() const;
+  // True once every current target has finished at least one collection.
+  bool AllCollectedOnce() const;
+  void Stop();
+
+ private:
+  struct Entry {
+    std::shared_ptr<TargetRuntime> runtime;
+    std::chrono::steady_clock::time_point due;
+    bool running = false;
+    bool collected = false;
+  };
+  void TimerLoop();
+  void WorkerLoop();
+
+  ConnectionFactory factory_;
+  mutable std::mutex mu_;
+  std::condition_variable timer_cv_, work_cv_;
+  std::vector<std::string> order_;
+  std::map<std::string, Entry> entries_;
+  std::deque<std::shared_ptr<TargetRuntime>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace runbook

@@ -1,0 +1,247 @@
+#include "target_runtime.h"
+
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+#include "libpq_session.h"
+
+namespace runbook {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+class PgConnection final : public TargetConnection {
+ public:
+  explicit PgConnection(const PgConnParams& p) : session_(p) {}
+  Status Connect(Deadline d) override { return session_.Connect(d); }
+  bool connected() const override { return session_.connected(); }
+  void Disconnect() override { session_.Disconnect(); }
+  void Bind(ScrapeContext& ctx) override { ctx.pg = &session_; }
+
+ private:
+  LibpqSession session_;
+};
+
+const MetricDesc kCollectorSuccess{"runbook_exporter_collector_success", MetricKind::kGauge,
+                                   "1 if the collector's latest run succeeded, else 0.", {"collector"}};
+const MetricDesc kCollectorDuration{"runbook_exporter_collector_duration_seconds", MetricKind::kGauge,
+                                    "Duration of the collector's latest run.", {"collector"}};
+const MetricDesc kTargetError{"runbook_exporter_target_error", MetricKind::kGauge,
+                              "1 for the reason the target's latest collection failed, 0 for the others.",
+                              {"reason"}};
+const MetricDesc kCollectionDuration{"runbook_exporter_collection_duration_seconds", MetricKind::kGauge,
+                                     "Duration of the target's latest collection.", {}};
+const MetricDesc kLastCollection{"runbook_exporter_last_collection_timestamp_seconds", MetricKind::kGauge,
+                                 "Unix time at which the target's latest collection ended.", {}};
+const MetricDesc kLastSuccess{"runbook_exporter_last_success_timestamp_seconds", MetricKind::kGauge,
+                              "Unix time of the target's latest successful collection.", {}};
+const MetricDesc kCollections{"runbook_exporter_collections_total", MetricKind::kCounter,
+                              "Collections of the target since the exporter started.", {}};
+const MetricDesc kFailures{"runbook_exporter_collection_failures_total", MetricKind::kCounter,
+                           "Failed collections of the target, by reason.", {"reason"}};
+const MetricDesc kConnectAttempts{"runbook_exporter_connection_attempts_total", MetricKind::kCounter,
+                                  "Connections the exporter opened (or tried to) to the target.", {}};
+const MetricDesc kDataErrors{"runbook_exporter_data_errors_total", MetricKind::kCounter,
+                             "Values the target sent that could not be published (not a number, duplicate series).",
+                             {}};
+
+MetricDesc UpDesc(TargetKind kind) {
+  // The peers' names: pg_up (postgres_exporter), pgbouncer_up, redis_up, ssl_* (ssl_exporter).
+  std::string k(KindName(kind));
+  if (kind == TargetKind::kPostgres) k = "pg";
+  if (kind == TargetKind::kCertificates) k = "ssl";
+  return {k + "_up", MetricKind::kGauge,
+          "1 if the exporter could connect to the " + std::string(KindName(kind)) +
+              " target and read from it in its latest collection, else 0.",
+          {}};
+}
+
+double UnixSeconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+bool IsConnectionLevel(ErrorReason r) {
+  return r == ErrorReason::kNetwork || r == ErrorReason::kTimeout || r == ErrorReason::kAuth;
+}
+
+}  // namespace
+
+std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg) {
+  switch (cfg.kind) {
+    case TargetKind::kPostgres:
+      return std::make_unique<PgConnection>(cfg.pg);
+    default:
+      return nullptr;
+  }
+}
+
+std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families) {
+  std::vector<RenderedFamily> out;
+  out.reserve(families.size());
+  prometheus::TextSerializer serializer;
+  std::ostringstream ss;
+  for (const auto& f : families) {
+    ss.str({});
+    serializer.Serialize(ss, std::vector<prometheus::MetricFamily>{f});
+    std::string text = ss.str();
+    // The serializer writes "# HELP ...\n# TYPE ...\n" before the samples.
+    auto type_pos = text.find("# TYPE ");
+    auto header_end = type_pos == std::string::npos ? 0 : text.find('\n', type_pos) + 1;
+    out.push_back({f.name, text.substr(0, header_end), text.substr(header_end)});
+  }
+  return out;
+}
+
+TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory)
+    : cfg_(std::move(cfg)), conn_(factory(cfg_)) {
+  const_labels_.emplace_back("target", cfg_.name);
+  for (const auto& l : cfg_.labels) const_labels_.push_back(l);
+  for (const auto& info : RegisteredCollectors()) {
+    if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
+    CollectorSlot slot{&info, info.factory(), {}, {}, false, {}};
+    slot.report.name = info.name;
+    slots_.push_back(std::move(slot));
+  }
+}
+
+std::shared_ptr<const TargetSnapshot> TargetRuntime::Snapshot() const {
+  std::lock_guard lock(mu_);
+  return snapshot_;
+}
+
+void TargetRuntime::Publish(std::shared_ptr<TargetSnapshot> snap) {
+  std::lock_guard lock(mu_);
+  snapshot_ = std::move(snap);
+}
+
+void TargetRuntime::Collect() {
+  const auto start = SteadyClock::now();
+  const Deadline deadline = start + cfg_.timeout;
+  auto snap = std::make_shared<TargetSnapshot>();
+  std::vector<std::vector<prometheus::MetricFamily>> parts;
+  collections_total_ += 1;
+
+  Status status;
+  if (!conn_) {
+    status = Status::Error(ErrorReason::kProtocol, "no connection type for this kind of target");
+  } else if (!conn_->connected()) {
+    if (start < next_connect_) {
+      status = last_status_.ok() ? Status::Error(ErrorReason::kNetwork, "waiting to reconnect") : last_status_;
+    } else {
+      connect_attempts_total_ += 1;
+      status = conn_->Connect(deadline);
+      if (status.ok()) {
+        connect_failures_ = 0;
+      } else {
+        // Backoff doubles from one interval up to max(interval, 1 min): a wrong password costs the
+        // server at most one failed login per step, and a restarted server is found quickly.
+        auto cap = std::max<Millis>(cfg_.interval, Millis(60000));
+        auto backoff = cfg_.interval * (1LL << std::min(connect_failures_, 16));
+        // Less a tenth of an interval, so scheduling jitter does not skip the collection that is due.
+        next_connect_ = start + std::min<Millis>(std::chrono::duration_cast<Millis>(backoff), cap) -
+                        cfg_.interval / 10;
+        ++connect_failures_;
+      }
+    }
+  }
+
+  for (auto& slot : slots_) slot.report.ran = false;
+  if (status.ok()) {
+    ScrapeContext ctx{cfg_.name, deadline, nullptr};
+    conn_->Bind(ctx);
+    for (auto& slot : slots_) {
+      auto& rep = slot.report;
+      const bool slow = slot.info->tier == Tier::kSlow;
+      if (slow && slot.cache_valid && start - slot.last_run < cfg_.slow_interval) {
+        parts.push_back(slot.cache);
+        continue;
+      }
+      MetricSink sink(const_labels_);
+      const auto t0 = SteadyClock::now();
+      Status st = ctx.Expired() ? Status::Error(ErrorReason::kTimeout, "deadline reached before this collector ran")
+                                : slot.collector->Update(ctx, sink);
+      rep.ran = true;
+      rep.duration_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+      rep.success = st.ok();
+      rep.error = st.message;
+      for (const auto& e : sink.errors()) snap->data_errors.push_back(slot.info->name + ": " + e);
+      if (st.ok()) {
+        auto fams = sink.Take();
+        if (slow) {
+          slot.cache = fams;
+          slot.cache_valid = true;
+          slot.last_run = start;
+        }
+        parts.push_back(std::move(fams));
+      } else {
+        slot.cache_valid = false;
+        if (IsConnectionLevel(st.reason) || !conn_->connected()) {
+          status = st;
+          break;
+        }
+      }
+    }
+  }
+  if (!status.ok()) {
+    parts.clear();
+    for (auto& slot : slots_) {
+      slot.cache_valid = false;
+      if (!slot.report.ran || slot.report.success) slot.report.error = status.message;
+      slot.report.success = false;
+    }
+    if (conn_) conn_->Disconnect();
+    failures_total_[status.reason] += 1;
+  }
+  data_errors_total_ += static_cast<double>(snap->data_errors.size());
+
+  const auto now_sys = std::chrono::system_clock::now();
+  snap->up = status.ok();
+  snap->status = status;
+  snap->collected_at = now_sys;
+  snap->duration_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  if (status.ok()) last_success_ = now_sys;
+  snap->last_success = last_success_;
+  for (const auto& slot : slots_) snap->collectors.push_back(slot.report);
+
+  MetricSink self(const_labels_);
+  AddSelfMetrics(self, *snap);
+  parts.push_back(self.Take());
+  snap->families = MergeFamilies(std::move(parts));
+  snap->rendered = RenderFamilies(snap->families);
+
+  // Log transitions only: a target that stays down is not logged every cycle.
+  if (first_ || status.reason != last_status_.reason) {
+    if (status.ok()) {
+      if (!first_) spdlog::info("target {} is up again", cfg_.name);
+    } else {
+      spdlog::warn("target {} is down: reason={} {}", cfg_.name, ReasonName(status.reason), status.message);
+    }
+  }
+  first_ = false;
+  last_status_ = status;
+  Publish(std::move(snap));
+}
+
+void TargetRuntime::AddSelfMetrics(MetricSink& sink, const TargetSnapshot& snap) const {
+  sink.Add(UpDesc(cfg_.kind), {}, snap.up ? 1 : 0);
+  for (auto r : kAllErrorReasons) {
+    sink.Add(kTargetError, {ReasonName(r)}, snap.status.reason == r ? 1 : 0);
+    auto it = failures_total_.find(r);
+    sink.Add(kFailures, {ReasonName(r)}, it == failures_total_.end() ? 0 : it->second);
+  }
+  for (const auto& rep : snap.collectors) {
+    sink.Add(kCollectorSuccess, {rep.name}, rep.success ? 1 : 0);
+    if (rep.duration_s > 0) sink.Add(kCollectorDuration, {rep.name}, rep.duration_s);
+  }
+  sink.Add(kCollectionDuration, {}, snap.duration_s);
+  sink.Add(kLastCollection, {}, UnixSeconds(snap.collected_at));
+  if (snap.last_success.time_since_epoch().count() != 0) sink.Add(kLastSuccess, {}, UnixSeconds(snap.last_success));
+  sink.Add(kCollections, {}, collections_total_);
+  sink.Add(kConnectAttempts, {}, connect_attempts_total_);
+  sink.Add(kDataErrors, {}, data_errors_total_);
+}
+
+}  // namespace runbook

@@ -1,0 +1,107 @@
+#pragma once
+// TargetRuntime: the state of one configured target — its persistent connection, its collector
+// instances, the slow-tier cache, reconnect backoff — and the latest published snapshot.
+//
+// Thread-safety: Collect() is called by one worker at a time (the scheduler is single-flight
+// per target). Snapshot() may be called from any thread at any time and never waits on a
+// collection: it returns the last published snapshot (an immutable shared_ptr).
+
+#include <prometheus/metric_family.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "runbook/collector.h"
+
+namespace runbook {
+
+// Opens and holds the connection of one target and binds it to a ScrapeContext.
+class TargetConnection {
+ public:
+  virtual ~TargetConnection() = default;
+  virtual Status Connect(Deadline deadline) = 0;  // no-op when connected
+  virtual bool connected() const = 0;
+  virtual void Disconnect() = 0;
+  virtual void Bind(ScrapeContext& ctx) = 0;
+};
+using ConnectionFactory = std::function<std::unique_ptr<TargetConnection>(const TargetConfig&)>;
+std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg);
+
+// One family of one target, already in text exposition form: `header` holds the HELP and TYPE
+// lines, `body` the samples, so /metrics only concatenates.
+struct RenderedFamily {
+  std::string name;
+  std::string header;
+  std::string body;
+};
+
+struct CollectorReport {
+  std::string name;
+  bool success = false;
+  bool ran = false;       // ran in the latest collection (false: slow tier served from cache)
+  double duration_s = 0;  // of its latest run
+  std::string error;
+};
+
+struct TargetSnapshot {
+  std::vector<prometheus::MetricFamily> families;  // samples + self-metrics, sorted by name
+  std::vector<RenderedFamily> rendered;           // the same, as text
+  bool up = false;
+  Status status;  // why the target is down (or ok)
+  std::chrono::system_clock::time_point collected_at{};
+  std::chrono::system_clock::time_point last_success{};  // epoch when never
+  double duration_s = 0;
+  std::vector<CollectorReport> collectors;
+  std::vector<std::string> data_errors;  // samples dropped or values unparsable, latest collection
+};
+
+class TargetRuntime {
+ public:
+  TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory);
+
+  // One collection, bounded by cfg.timeout. Publishes a new snapshot.
+  void Collect();
+  std::shared_ptr<const TargetSnapshot> Snapshot() const;
+  const TargetConfig& config() const { return cfg_; }
+  // Time until which a failed connection is not retried (steady clock).
+  Deadline next_connect_attempt() const { return next_connect_; }
+
+ private:
+  struct CollectorSlot {
+    const CollectorInfo* info;
+    std::unique_ptr<Collector> collector;
+    std::vector<prometheus::MetricFamily> cache;  // slow tier: last successful output
+    std::chrono::steady_clock::time_point last_run{};
+    bool cache_valid = false;
+    CollectorReport report;
+  };
+
+  void Publish(std::shared_ptr<TargetSnapshot> snap);
+  void AddSelfMetrics(MetricSink& sink, const TargetSnapshot& snap) const;
+
+  TargetConfig cfg_;
+  std::unique_ptr<TargetConnection> conn_;
+  std::vector<CollectorSlot> slots_;
+  Labels const_labels_;
+  Deadline next_connect_{};
+  int connect_failures_ = 0;
+  Status last_status_;  // to log state changes once, not every cycle
+  bool first_ = true;
+  double collections_total_ = 0;
+  double connect_attempts_total_ = 0;
+  std::map<ErrorReason, double> failures_total_;
+  double data_errors_total_ = 0;
+  std::chrono::system_clock::time_point last_success_{};
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const TargetSnapshot> snapshot_;
+};
+
+// Renders families to text, family by family (for RenderedFamily).
+std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families);
+
+}  // namespace runbook
