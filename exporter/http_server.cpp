@@ -3,7 +3,15 @@
 #include <civetweb.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "app.h"
 
@@ -122,11 +130,33 @@ std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& liste
   mg_server_port ports_out[4];
   int n = mg_get_server_ports(server->ctx_, 4, ports_out);
   if (n > 0) server->port_ = ports_out[0].port;
+  auto colon = listen_address.rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen_address.substr(0, colon);
+  in_addr probe{};
+  server->wake_host_ = (host.empty() || host == "0.0.0.0" || inet_pton(AF_INET, host.c_str(), &probe) != 1) ? "127.0.0.1" : host;
   return server;
 }
 
 HttpServer::~HttpServer() {
-  if (ctx_) mg_stop(ctx_);
+  if (!ctx_) return;
+  // CivetWeb's master thread sees the stop flag only when its poll() wakes (a 2 s quantum);
+  // connecting to our own port wakes it, so shutdown takes milliseconds instead of seconds.
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    mg_stop(ctx_);
+    stopped = true;
+  });
+  for (int i = 0; i < 40 && !stopped; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    inet_pton(AF_INET, wake_host_.c_str(), &addr.sin_addr);
+    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stopper.join();
 }
 
 }  // namespace runbook

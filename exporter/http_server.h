@@ -27,6 +27,7 @@ class HttpServer {
   HttpServer() = default;
   mg_context* ctx_ = nullptr;
   int port_ = 0;
+  std::string wake_host_ = "127.0.0.1";  // an address of ours that reaches the listener
 };
 
 }  // namespace runbook

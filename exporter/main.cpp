@@ -144,5 +144,6 @@ int main(int argc, char** argv) {
     break;
   }
   server.reset();
+  spdlog::info("http server stopped");
   return 0;
 }

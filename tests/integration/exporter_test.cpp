@@ -1,0 +1,130 @@
+// The binary as an operator uses it: flags, config validation, reload, HTTP endpoints.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "harness.h"
+
+using namespace itest;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string OneTarget(const std::string& name = "primary") {
+  return "global: {interval: 1s, timeout: 800ms}\ntargets:\n  postgres:\n" +
+         PgTarget(name, Stack::Get().Port("PG_PRIMARY_PORT"));
+}
+
+fs::path WriteTemp(const std::string& name, const std::string& text) {
+  auto p = fs::temp_directory_path() / ("rbx-itest-" + std::to_string(getpid()) + "-" + name);
+  std::ofstream(p) << text;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("check-config accepts a valid file and rejects each kind of bad one with its line") {
+  auto good = WriteTemp("good.yml", "targets:\n  postgres:\n    - {name: a, user: u}\n");
+  auto [rc, out] = Run(ExporterBinary() + " --check-config --config " + good.string());
+  CHECK_MESSAGE(rc == 0, out);
+
+  struct Case {
+    std::string yaml, expect;
+  };
+  const Case cases[] = {
+      {"targets:\n  postgres:\n    - {name: a, user: u, hots: x}\n", ":3:26: targets.postgres[0].hots: unknown key"},
+      {"targets:\n  postgres:\n    - {name: a, user: u, port: 99999}\n", ":3:32: targets.postgres[0].port: expected an integer"},
+      {"global:\n  interval: soon\ntargets: {}\n", ":2:13: global.interval: expected a positive duration"},
+      {"web:\n  listen_address: nowhere\ntargets: {}\n", ":2:19: web.listen_address: expected \"host:port\""},
+      {"targets:\n  postgres: {}\n", ":2:13: targets.postgres: expected a list of targets"},
+  };
+  for (const auto& c : cases) {
+    auto bad = WriteTemp("bad.yml", c.yaml);
+    auto [brc, bout] = Run(ExporterBinary() + " --check-config --config " + bad.string());
+    INFO(c.yaml);
+    CHECK(brc == 2);
+    CHECK_MESSAGE(bout.find(bad.string() + c.expect) != std::string::npos, bout);
+  }
+  auto [mrc, mout] = Run(ExporterBinary() + " --check-config --config /nonexistent/runbook.yml");
+  CHECK(mrc == 2);
+  CHECK(mout.find("/nonexistent/runbook.yml: cannot read") != std::string::npos);
+  auto [frc, fout] = Run(ExporterBinary() + " --bogus");
+  CHECK(frc == 2);
+  CHECK(fout.find("unknown flag --bogus") != std::string::npos);
+  auto [drc, dout] = Run(ExporterBinary() + " --check-config");
+  CHECK(drc == 0);
+  CHECK(dout.find("<embedded default>: valid") != std::string::npos);
+  auto [vrc, vout] = Run(ExporterBinary() + " --version");
+  CHECK(vrc == 0);
+  CHECK(vout.starts_with("runbook_exporter "));
+}
+
+TEST_CASE("reload applies a good config and keeps the running one on a bad config") {
+  Exporter exp(OneTarget("first"));
+  auto m = exp.WaitFor([](const Scrape& m) { return m.Value("pg_up", {{"target", "first"}}) == 1; }, 10s);
+  CHECK(m.Value("runbook_exporter_config_last_reload_successful") == 1);
+
+  exp.WriteConfig(OneTarget("first") + PgTarget("second", Stack::Get().Port("PG_REPLICA_PORT")));
+  auto r = Http("POST", exp.url("/-/reload"));
+  CHECK(r.status == 200);
+  m = exp.WaitFor([](const Scrape& m) { return m.Value("pg_up", {{"target", "second"}}) == 1; }, 10s);
+  CHECK(m.Value("runbook_exporter_targets", {{"kind", "postgres"}}) == 2);
+  // The unchanged target kept its connection.
+  CHECK(m.Value("runbook_exporter_connection_attempts_total", {{"target", "first"}}) == 1);
+
+  exp.WriteConfig("targets:\n  postgres:\n    - {name: x, user: u, port: nope}\n");
+  r = Http("POST", exp.url("/-/reload"));
+  CHECK(r.status == 500);
+  CHECK(r.body.find(exp.config_path().string() + ":3:") != std::string::npos);
+  m = exp.Metrics();
+  CHECK(m.Value("runbook_exporter_config_last_reload_successful") == 0);
+  CHECK(m.Value("pg_up", {{"target", "second"}}) == 1);
+  auto page = Http("GET", exp.url("/"));
+  CHECK(page.body.find("latest configuration reload failed") != std::string::npos);
+
+  exp.WriteConfig(OneTarget("third"));
+  kill(exp.pid(), SIGHUP);
+  m = exp.WaitFor([](const Scrape& m) {
+    return m.Value("runbook_exporter_config_last_reload_successful") == 1 && m.Value("pg_up", {{"target", "third"}}) == 1;
+  }, 10s);
+  CHECK(m.Value("pg_up", {{"target", "third"}}) == 1);
+  CHECK_FALSE(m.Has("pg_up", {{"target", "first"}}));
+  CHECK(Http("GET", exp.url("/-/reload")).status == 405);
+}
+
+TEST_CASE("metrics are gzipped when asked and the endpoints answer") {
+  Exporter exp(OneTarget());
+  exp.WaitFor([](const Scrape& m) { return m.Value("pg_up", {{"target", "primary"}}) == 1; }, 10s);
+  auto ready = Http("GET", exp.url("/-/ready"));
+  CHECK(ready.status == 200);
+  auto gz = Http("GET", exp.url("/metrics"), {}, true);
+  CHECK(gz.status == 200);
+  CHECK(gz.headers["content-encoding"] == "gzip");
+  CHECK(gz.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(ParseExposition(gz.body).size() > 50);
+  auto plain = Http("GET", exp.url("/metrics"));
+  CHECK(plain.headers.count("content-encoding") == 0);
+  auto page = Http("GET", exp.url("/"));
+  CHECK(page.status == 200);
+  CHECK(page.body.find("<td>primary</td>") != std::string::npos);
+  CHECK(page.body.find("class=\"up\">up") != std::string::npos);
+  CHECK(Http("GET", exp.url("/nope")).status == 404);
+  CHECK(Http("GET", exp.url("/-/healthy")).status == 200);
+}
+
+TEST_CASE("a target that never answers does not make the exporter unready forever nor block others") {
+  int dead_port = FreePort();  // nothing listens there
+  auto cfg = OneTarget() + "    - {name: dead, host: 127.0.0.1, port: " + std::to_string(dead_port) + ", user: u}\n";
+  Exporter exp(cfg);
+  auto m = exp.WaitFor([](const Scrape& m) { return m.Has("pg_up", {{"target", "dead"}}); }, 10s);
+  CHECK(m.Value("pg_up", {{"target", "dead"}}) == 0);
+  CHECK(m.Value("runbook_exporter_target_error", {{"target", "dead"}, {"reason", "network"}}) == 1);
+  CHECK(m.Value("pg_up", {{"target", "primary"}}) == 1);
+  CHECK(Http("GET", exp.url("/-/ready")).status == 200);
+  auto page = Http("GET", exp.url("/"));
+  CHECK(page.body.find("down: network") != std::string::npos);
+  CHECK(page.body.find("Connection refused") != std::string::npos);
+}

@@ -1,0 +1,101 @@
+#pragma once
+// Integration-test harness: the throwaway stack started by scripts/stack.sh (its stack.env),
+// the exporter binary run as a child process with a generated config, scraping and parsing
+// /metrics, and libpq sessions to drive the servers into the states the runbooks care about.
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace itest {
+
+using namespace std::chrono_literals;
+
+// KEY=VALUE lines of $RUNBOOK_STACK_DIR/stack.env.
+class Stack {
+ public:
+  static Stack& Get();  // fails the test when RUNBOOK_STACK_DIR is unset or unreadable
+  std::string operator[](const std::string& key) const;
+  int Port(const std::string& key) const { return std::stoi((*this)[key]); }
+  std::string Password(const std::string& file_key) const;
+  std::filesystem::path dir() const { return dir_; }
+  // Runs `scripts/stack.sh <args> DIR-inserted-after-subcommand`; returns the exit code.
+  int Control(const std::string& subcommand, const std::string& args = "") const;
+  void Reload();  // re-reads stack.env (after start-pg)
+
+ private:
+  std::filesystem::path dir_;
+  std::map<std::string, std::string> env_;
+};
+
+// Samples of one exposition, "name{a="b",...}" → value, labels in the exporter's sorted order.
+struct Scrape {
+  int status = 0;
+  std::string body;
+  std::map<std::string, double> samples;
+  double duration_s = 0;
+  // Value of the single series of `name` whose labels include all of `labels`; NaN when none.
+  double Value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const;
+  bool Has(const std::string& name, const std::map<std::string, std::string>& labels = {}) const;
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  double duration_s = 0;
+};
+HttpResponse Http(const std::string& method, const std::string& url,
+                  const std::vector<std::string>& headers = {}, bool decode_gzip = false);
+std::map<std::string, double> ParseExposition(const std::string& text);
+
+// The exporter binary under test, killed (SIGKILL if it must) when this object dies.
+class Exporter {
+ public:
+  explicit Exporter(const std::string& config_yaml, std::vector<std::string> extra_args = {});
+  ~Exporter();
+  Scrape Metrics() const;
+  std::string url(const std::string& path) const;
+  // Scrapes until `pred` holds or `timeout` passes; returns the last scrape.
+  Scrape WaitFor(const std::function<bool(const Scrape&)>& pred, std::chrono::milliseconds timeout) const;
+  std::string Log() const;
+  int pid() const { return pid_; }
+  std::filesystem::path config_path() const { return config_; }
+  void WriteConfig(const std::string& yaml) const;
+
+ private:
+  int pid_ = -1;
+  int port_ = 0;
+  std::filesystem::path config_, log_;
+};
+
+// Path of the exporter binary in this build tree.
+std::string ExporterBinary();
+// Runs a command, returns {exit code, combined output}.
+std::pair<int, std::string> Run(const std::string& command);
+int FreePort();
+
+// A postgres target block for the exporter config.
+std::string PgTarget(const std::string& name, int port, const std::string& extra = "");
+
+// A libpq connection as the stack's superuser (or `user` with its password file key).
+class Pg {
+ public:
+  explicit Pg(int port, const std::string& user = "postgres", const std::string& password_key = "PG_SUPERUSER_PASSWORD_FILE",
+              const std::string& database = "postgres");
+  ~Pg();
+  std::string Scalar(const std::string& sql);  // first column of the first row; fails the test on error
+  void Exec(const std::string& sql);
+  void SendAsync(const std::string& sql);  // for statements that block (lock waits)
+  int BackendPid();
+
+ private:
+  PGconn* conn_ = nullptr;
+};
+
+}  // namespace itest
