@@ -4,7 +4,8 @@ namespace runbook {
 
 using SteadyClock = std::chrono::steady_clock;
 
-Scheduler::Scheduler(int workers, ConnectionFactory factory) : factory_(std::move(factory)) {
+Scheduler::Scheduler(int workers, ConnectionFactory factory, const std::vector<CollectorInfo>& registry)
+    : factory_(std::move(factory)), registry_(registry) {
   threads_.emplace_back([this] { TimerLoop(); });
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
 }
@@ -43,7 +44,7 @@ void Scheduler::Apply(const std::vector<TargetConfig>& targets) {
   for (auto& [name, e] : next) {
     if (e.runtime) continue;
     for (const auto& cfg : targets)
-      if (cfg.name == name) e.runtime = std::make_shared<TargetRuntime>(cfg, factory_);
+      if (cfg.name == name) e.runtime = std::make_shared<TargetRuntime>(cfg, factory_, registry_);
   }
   {
     std::lock_guard lock(mu_);

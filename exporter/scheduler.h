@@ -19,7 +19,8 @@ namespace runbook {
 
 class Scheduler {
  public:
-  Scheduler(int workers, ConnectionFactory factory = MakeConnection);
+  Scheduler(int workers, ConnectionFactory factory = MakeConnection,
+            const std::vector<CollectorInfo>& registry = RegisteredCollectors());
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -44,6 +45,7 @@ class Scheduler {
   void WorkerLoop();
 
   ConnectionFactory factory_;
+  const std::vector<CollectorInfo>& registry_;
   mutable std::mutex mu_;
   std::condition_variable timer_cv_, work_cv_;
   std::vector<std::string> order_;

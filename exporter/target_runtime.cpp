@@ -95,11 +95,12 @@ std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricF
   return out;
 }
 
-TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory)
+TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
+                             const std::vector<CollectorInfo>& registry)
     : cfg_(std::move(cfg)), conn_(factory(cfg_)) {
   const_labels_.emplace_back("target", cfg_.name);
   for (const auto& l : cfg_.labels) const_labels_.push_back(l);
-  for (const auto& info : RegisteredCollectors()) {
+  for (const auto& info : registry) {
     if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
     CollectorSlot slot{&info, info.factory(), {}, {}, false, {}};
     slot.report.name = info.name;

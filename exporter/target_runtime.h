@@ -61,7 +61,9 @@ struct TargetSnapshot {
 
 class TargetRuntime {
  public:
-  TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory);
+  // `registry` lists the collectors to choose from (tests pass their own).
+  TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
+                const std::vector<CollectorInfo>& registry = RegisteredCollectors());
 
   // One collection, bounded by cfg.timeout. Publishes a new snapshot.
   void Collect();

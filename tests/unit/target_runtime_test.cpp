@@ -1,0 +1,227 @@
+// TargetRuntime and Scheduler on fake connections and fake collectors.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "pg_fixture.h"
+#include "scheduler.h"
+#include "target_runtime.h"
+
+using namespace runbook;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct FakeWorld {
+  std::atomic<int> connects{0};
+  std::atomic<int> disconnects{0};
+  Status connect_result;
+};
+
+class FakeConnection final : public TargetConnection {
+ public:
+  explicit FakeConnection(FakeWorld& w) : w_(w) {}
+  Status Connect(Deadline) override {
+    if (connected_) return Status::Ok();
+    ++w_.connects;
+    connected_ = w_.connect_result.ok();
+    return w_.connect_result;
+  }
+  bool connected() const override { return connected_; }
+  void Disconnect() override {
+    if (connected_) ++w_.disconnects;
+    connected_ = false;
+  }
+  void Bind(ScrapeContext&) override {}
+
+ private:
+  FakeWorld& w_;
+  bool connected_ = false;
+};
+
+// A collector whose behaviour the test sets through shared state.
+struct Script {
+  std::atomic<int> calls{0};
+  std::atomic<int> running{0};
+  std::atomic<int> max_running{0};
+  Status result;
+  std::chrono::milliseconds sleep{0};
+  std::string value_label = "v";
+};
+
+class ScriptedCollector final : public Collector {
+ public:
+  ScriptedCollector(Script& s, std::string name) : s_(s), name_(std::move(name)) {}
+  Status Update(ScrapeContext&, MetricSink& sink) override {
+    int now = ++s_.running;
+    int prev = s_.max_running.load();
+    while (now > prev && !s_.max_running.compare_exchange_weak(prev, now)) {
+    }
+    ++s_.calls;
+    std::this_thread::sleep_for(s_.sleep);
+    sink.Add({"fake_" + name_, MetricKind::kGauge, "Fake.", {"label"}}, {s_.value_label}, 1);
+    --s_.running;
+    return s_.result;
+  }
+
+ private:
+  Script& s_;
+  std::string name_;
+};
+
+CollectorInfo Info(Script& s, const std::string& name, Tier tier) {
+  return {name, TargetKind::kPostgres, true, tier, "fake", [&s, name] { return std::make_unique<ScriptedCollector>(s, name); }};
+}
+
+TargetConfig Target(const std::string& name, std::vector<std::string> collectors, Millis interval = 100ms) {
+  TargetConfig t;
+  t.name = name;
+  t.interval = interval;
+  t.timeout = interval;
+  t.slow_interval = 10s;
+  t.collectors = {collectors.begin(), collectors.end()};
+  return t;
+}
+
+std::string Text(const TargetRuntime& rt) {
+  auto snap = rt.Snapshot();
+  REQUIRE(snap);
+  return testing::Exposition(snap->families);
+}
+
+bool Contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("slow tier collectors run once per slow interval and their output is served from cache") {
+  FakeWorld world;
+  Script fast, slow;
+  std::vector<CollectorInfo> registry{Info(fast, "fast", Tier::kFast), Info(slow, "slow", Tier::kSlow)};
+  TargetRuntime rt(Target("t", {"fast", "slow"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+                   registry);
+  for (int i = 0; i < 3; ++i) rt.Collect();
+  CHECK(fast.calls == 3);
+  CHECK(slow.calls == 1);
+  auto text = Text(rt);
+  CHECK(Contains(text, "fake_slow{label=\"v\",target=\"t\"} 1"));
+  CHECK(Contains(text, "pg_up{target=\"t\"} 1"));
+  CHECK(world.connects == 1);
+}
+
+TEST_CASE("a failed connection backs off instead of retrying every collection") {
+  FakeWorld world;
+  world.connect_result = Status::Error(ErrorReason::kAuth, "password authentication failed");
+  Script fast;
+  std::vector<CollectorInfo> registry{Info(fast, "fast", Tier::kFast)};
+  TargetRuntime rt(Target("t", {"fast"}, 200ms), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+                   registry);
+  for (int i = 0; i < 5; ++i) rt.Collect();
+  CHECK(world.connects == 1);
+  CHECK(fast.calls == 0);
+  auto text = Text(rt);
+  CHECK(Contains(text, "pg_up{target=\"t\"} 0"));
+  CHECK(Contains(text, "runbook_exporter_target_error{reason=\"auth\",target=\"t\"} 1"));
+  CHECK(Contains(text, "runbook_exporter_collection_failures_total{reason=\"auth\",target=\"t\"} 5"));
+  CHECK(Contains(text, "runbook_exporter_collector_success{collector=\"fast\",target=\"t\"} 0"));
+  CHECK_FALSE(Contains(text, "fake_fast"));
+  std::this_thread::sleep_for(200ms);  // one interval: the first step of the backoff
+  rt.Collect();
+  CHECK(world.connects == 2);
+  rt.Collect();
+  std::this_thread::sleep_for(200ms);  // the second step is two intervals long
+  rt.Collect();
+  CHECK(world.connects == 2);
+  world.connect_result = Status::Ok();
+  std::this_thread::sleep_for(250ms);
+  rt.Collect();
+  CHECK(world.connects == 3);
+  CHECK(Contains(Text(rt), "pg_up{target=\"t\"} 1"));
+}
+
+TEST_CASE("a collector refused by the server fails alone while the target stays up") {
+  FakeWorld world;
+  Script ok, denied;
+  denied.result = Status::Error(ErrorReason::kPermission, "permission denied for function pg_ls_waldir");
+  std::vector<CollectorInfo> registry{Info(ok, "ok", Tier::kFast), Info(denied, "denied", Tier::kFast)};
+  TargetRuntime rt(Target("t", {"ok", "denied"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+                   registry);
+  rt.Collect();
+  auto text = Text(rt);
+  CHECK(Contains(text, "pg_up{target=\"t\"} 1"));
+  CHECK(Contains(text, "runbook_exporter_collector_success{collector=\"denied\",target=\"t\"} 0"));
+  CHECK(Contains(text, "runbook_exporter_collector_success{collector=\"ok\",target=\"t\"} 1"));
+  CHECK(Contains(text, "fake_ok{"));
+  CHECK_FALSE(Contains(text, "fake_denied{"));  // a failed collector's partial output is dropped
+  auto snap = rt.Snapshot();
+  bool found = false;
+  for (const auto& c : snap->collectors) found |= c.name == "denied" && Contains(c.error, "permission denied");
+  CHECK(found);
+}
+
+TEST_CASE("a timeout in one collector makes the whole target stale and reconnects next time") {
+  FakeWorld world;
+  Script a, b;
+  a.result = Status::Error(ErrorReason::kTimeout, "deadline exceeded");
+  std::vector<CollectorInfo> registry{Info(a, "a", Tier::kFast), Info(b, "b", Tier::kFast)};
+  TargetRuntime rt(Target("t", {"a", "b"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+                   registry);
+  rt.Collect();
+  CHECK(b.calls == 0);  // collection stopped at the timeout
+  auto text = Text(rt);
+  CHECK(Contains(text, "pg_up{target=\"t\"} 0"));
+  CHECK(Contains(text, "runbook_exporter_target_error{reason=\"timeout\",target=\"t\"} 1"));
+  CHECK_FALSE(Contains(text, "fake_"));
+  CHECK(world.disconnects == 1);
+}
+
+TEST_CASE("collectors that did not run before the deadline are reported as timed out") {
+  FakeWorld world;
+  Script slow, later;
+  slow.sleep = 120ms;
+  std::vector<CollectorInfo> registry{Info(slow, "a_slow", Tier::kFast), Info(later, "b_later", Tier::kFast)};
+  TargetRuntime rt(Target("t", {"a_slow", "b_later"}, 100ms), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+                   registry);
+  rt.Collect();
+  CHECK(later.calls == 0);
+  CHECK(Contains(Text(rt), "runbook_exporter_target_error{reason=\"timeout\",target=\"t\"} 1"));
+}
+
+TEST_CASE("scheduler collects each target on its interval single-flight and a slow target does not stall others") {
+  FakeWorld world;
+  Script slow, quick;
+  slow.sleep = 150ms;  // longer than its 50 ms interval
+  std::vector<CollectorInfo> registry{Info(slow, "slow", Tier::kFast), Info(quick, "quick", Tier::kFast)};
+  Scheduler sched(2, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  auto slow_target = Target("slow_target", {"slow"}, 50ms);
+  slow_target.timeout = 50ms;
+  sched.Apply({slow_target, Target("quick_target", {"quick"}, 50ms)});
+  std::this_thread::sleep_for(600ms);
+  CHECK(sched.AllCollectedOnce());
+  CHECK(slow.max_running == 1);
+  CHECK(quick.calls >= 6);
+  CHECK(slow.calls >= 2);
+  CHECK(slow.calls <= 5);  // no burst of catch-up collections after each overrun
+  sched.Stop();
+}
+
+TEST_CASE("scheduler apply keeps unchanged targets and replaces changed and removed ones") {
+  FakeWorld world;
+  Script s;
+  std::vector<CollectorInfo> registry{Info(s, "c", Tier::kFast)};
+  Scheduler sched(1, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  sched.Apply({Target("a", {"c"}, 1s), Target("b", {"c"}, 1s)});
+  auto before = sched.Targets();
+  REQUIRE(before.size() == 2);
+  auto changed = Target("b", {"c"}, 2s);
+  sched.Apply({Target("a", {"c"}, 1s), changed, Target("new", {"c"}, 1s)});
+  auto after = sched.Targets();
+  REQUIRE(after.size() == 3);
+  CHECK(after[0] == before[0]);
+  CHECK(after[1] != before[1]);
+  CHECK(after[1]->config().interval == 2s);
+  sched.Apply({Target("new", {"c"}, 1s)});
+  REQUIRE(sched.Targets().size() == 1);
+  CHECK(sched.Targets()[0] == after[2]);
+  sched.Stop();
+}
