@@ -119,7 +119,9 @@ TEST_CASE("a target that never answers does not make the exporter unready foreve
   int dead_port = FreePort();  // nothing listens there
   auto cfg = OneTarget() + "    - {name: dead, host: 127.0.0.1, port: " + std::to_string(dead_port) + ", user: u}\n";
   Exporter exp(cfg);
-  auto m = exp.WaitFor([](const Scrape& m) { return m.Has("pg_up", {{"target", "dead"}}); }, 10s);
+  auto m = exp.WaitFor([](const Scrape& m) {
+    return m.Has("pg_up", {{"target", "dead"}}) && m.Value("pg_up", {{"target", "primary"}}) == 1;
+  }, 10s);
   CHECK(m.Value("pg_up", {{"target", "dead"}}) == 0);
   CHECK(m.Value("runbook_exporter_target_error", {{"target", "dead"}, {"reason", "network"}}) == 1);
   CHECK(m.Value("pg_up", {{"target", "primary"}}) == 1);

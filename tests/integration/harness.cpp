@@ -231,17 +231,24 @@ Exporter::Exporter(const std::string& config_yaml, std::vector<std::string> extr
 Exporter::~Exporter() {
   if (pid_ > 0) {
     kill(pid_, SIGTERM);
-    for (int i = 0; i < 50; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(100ms);
+    int status = 0;
+    bool exited = false;
+    for (int i = 0; i < 100 && !exited; ++i) {
+      exited = waitpid(pid_, &status, WNOHANG) == pid_;
+      if (!exited) std::this_thread::sleep_for(100ms);
     }
-    if (pid_ > 0) {
+    if (!exited) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+    // Sanitizer builds report into the exporter's own log and exit non-zero.
+    auto log = Log();
+    CHECK_MESSAGE(exited, "exporter did not stop within 10 s of SIGTERM");
+    CHECK_MESSAGE((exited && WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                  "exporter exit status " << status << "; log:\n" << log);
+    for (const char* report : {"Sanitizer", "runtime error:"})
+      CHECK_MESSAGE(log.find(report) == std::string::npos, "sanitizer report in the exporter log:\n" << log);
+    pid_ = -1;
   }
   std::error_code ec;
   fs::remove_all(config_.parent_path(), ec);
