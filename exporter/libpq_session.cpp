@@ -85,6 +85,7 @@ void LibpqSession::Disconnect() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
   version_ = 0;
+  prepared_.clear();
 }
 
 int LibpqSession::BackendPid() const { return conn_ ? PQbackendPID(conn_) : 0; }
@@ -162,38 +163,36 @@ Status LibpqSession::Connect(Deadline deadline) {
   return Status::Ok();
 }
 
-Status LibpqSession::Query(const PgQuery& query, Deadline deadline, PgResult& out) {
-  out = {};
-  if (!conn_) return Status::Error(ErrorReason::kNetwork, "not connected");
-  std::string sql(query.sql);
-  if (!PQsendQuery(conn_, sql.c_str()))
-    return Fail(ErrorReason::kNetwork, std::string(query.name) + ": " + Trim(PQerrorMessage(conn_)));
+Status LibpqSession::Flush(Deadline deadline, std::string_view what) {
   for (;;) {
     int f = PQflush(conn_);
-    if (f == 0) break;
-    if (f < 0) return Fail(ErrorReason::kNetwork, std::string(query.name) + ": " + Trim(PQerrorMessage(conn_)));
-    if (auto st = Wait(true, deadline, query.name); !st.ok()) return st;
+    if (f == 0) return Status::Ok();
+    if (f < 0) return Fail(ErrorReason::kNetwork, std::string(what) + ": " + Trim(PQerrorMessage(conn_)));
+    if (auto st = Wait(true, deadline, what); !st.ok()) return st;
   }
+}
+
+Status LibpqSession::ReadResults(Deadline deadline, std::string_view what, PgResult* out) {
   Status result_status;
   bool have_rows = false;
   for (;;) {
     while (PQisBusy(conn_)) {
-      if (auto st = Wait(false, deadline, query.name); !st.ok()) return st;
+      if (auto st = Wait(false, deadline, what); !st.ok()) return st;
       if (!PQconsumeInput(conn_))
-        return Fail(ErrorReason::kNetwork, std::string(query.name) + ": " + Trim(PQerrorMessage(conn_)));
+        return Fail(ErrorReason::kNetwork, std::string(what) + ": " + Trim(PQerrorMessage(conn_)));
     }
     std::unique_ptr<PGresult, decltype(&PQclear)> res(PQgetResult(conn_), &PQclear);
     if (!res) break;
     switch (PQresultStatus(res.get())) {
       case PGRES_TUPLES_OK: {
-        if (have_rows) break;  // only the first result set of a multi-statement query counts
+        if (have_rows || !out) break;  // only the first result set of a multi-statement query counts
         have_rows = true;
         int nf = PQnfields(res.get()), nt = PQntuples(res.get());
-        out.columns.reserve(nf);
-        for (int c = 0; c < nf; ++c) out.columns.emplace_back(PQfname(res.get(), c));
-        out.rows.resize(nt);
+        out->columns.reserve(nf);
+        for (int c = 0; c < nf; ++c) out->columns.emplace_back(PQfname(res.get(), c));
+        out->rows.resize(nt);
         for (int r = 0; r < nt; ++r) {
-          auto& row = out.rows[r];
+          auto& row = out->rows[r];
           row.reserve(nf);
           for (int c = 0; c < nf; ++c) {
             if (PQgetisnull(res.get(), r, c)) row.emplace_back(std::nullopt);
@@ -207,7 +206,7 @@ Status LibpqSession::Query(const PgQuery& query, Deadline deadline, PgResult& ou
         break;
       default: {
         const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
-        std::string msg = std::string(query.name) + ": " + Trim(PQresultErrorMessage(res.get()));
+        std::string msg = std::string(what) + ": " + Trim(PQresultErrorMessage(res.get()));
         if (result_status.ok()) result_status = Status::Error(ClassifySqlState(state ? state : ""), msg);
       }
     }
@@ -216,8 +215,42 @@ Status LibpqSession::Query(const PgQuery& query, Deadline deadline, PgResult& ou
     std::string msg = result_status.ok() ? Trim(PQerrorMessage(conn_)) : result_status.message;
     return Fail(ErrorReason::kNetwork, msg);
   }
-  if (!result_status.ok()) out = {};
   return result_status;
+}
+
+Status LibpqSession::Prepare(const PgQuery& query, Deadline deadline, std::string& statement) {
+  if (auto it = prepared_.find(query.name); it != prepared_.end() && it->second == query.sql) {
+    statement = it->first;
+    return Status::Ok();
+  }
+  // A name reused with other SQL (should not happen) gets a fresh statement name.
+  statement = std::string(query.name);
+  while (prepared_.count(statement)) statement += "_";
+  std::string sql(query.sql);
+  if (!PQsendPrepare(conn_, statement.c_str(), sql.c_str(), 0, nullptr))
+    return Fail(ErrorReason::kNetwork, std::string(query.name) + ": " + Trim(PQerrorMessage(conn_)));
+  if (auto st = Flush(deadline, query.name); !st.ok()) return st;
+  if (auto st = ReadResults(deadline, query.name, nullptr); !st.ok()) return st;
+  prepared_.emplace(statement, sql);
+  return Status::Ok();
+}
+
+Status LibpqSession::Query(const PgQuery& query, Deadline deadline, PgResult& out) {
+  out = {};
+  if (!conn_) return Status::Error(ErrorReason::kNetwork, "not connected");
+  int sent;
+  if (params_.prepare_statements) {
+    std::string statement;
+    if (auto st = Prepare(query, deadline, statement); !st.ok()) return st;
+    sent = PQsendQueryPrepared(conn_, statement.c_str(), 0, nullptr, nullptr, nullptr, 0);
+  } else {
+    sent = PQsendQuery(conn_, std::string(query.sql).c_str());
+  }
+  if (!sent) return Fail(ErrorReason::kNetwork, std::string(query.name) + ": " + Trim(PQerrorMessage(conn_)));
+  if (auto st = Flush(deadline, query.name); !st.ok()) return st;
+  auto st = ReadResults(deadline, query.name, &out);
+  if (!st.ok()) out = {};
+  return st;
 }
 
 }  // namespace runbook

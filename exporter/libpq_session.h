@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "runbook/pg_session.h"
@@ -28,6 +29,9 @@ struct PgConnParams {
   bool send_session_options = true;
   std::chrono::milliseconds statement_timeout{5000};
   std::chrono::milliseconds lock_timeout{1000};
+  // Prepare each query once per connection and execute it by name: PostgreSQL then skips
+  // parsing and planning on every collection. PgBouncer's console only speaks simple queries.
+  bool prepare_statements = true;
 };
 
 // Maps a libpq connection error message to a reason (messages are the C locale's).
@@ -55,10 +59,15 @@ class LibpqSession final : public PgSession {
  private:
   Status Wait(bool for_write, Deadline deadline, std::string_view what);
   Status Fail(ErrorReason reason, std::string message);
+  Status Flush(Deadline deadline, std::string_view what);
+  // Reads every result of the command just sent; the first result set goes to `out`.
+  Status ReadResults(Deadline deadline, std::string_view what, PgResult* out);
+  Status Prepare(const PgQuery& query, Deadline deadline, std::string& statement);
 
   PgConnParams params_;
   PGconn* conn_ = nullptr;
   int version_ = 0;
+  std::map<std::string, std::string, std::less<>> prepared_;  // query name → SQL it was prepared with
 };
 
 }  // namespace runbook

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   runbook::TargetKind target_kind = kind == "pgbouncer" ? runbook::TargetKind::kPgBouncer
                                                         : runbook::TargetKind::kPostgres;
   p.send_session_options = target_kind == runbook::TargetKind::kPostgres;
+  p.prepare_statements = p.send_session_options;
   runbook::LibpqSession session(p);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   if (auto st = session.Connect(deadline); !st.ok()) {
