@@ -27,32 +27,27 @@ std::optional<double> ParsePgNumber(std::string_view text) {
   return v;
 }
 
+std::optional<double> NumberAt(const PgResult& result, const PgRow& row, std::string_view column,
+                               MetricSink& sink) {
+  int i = result.ColumnIndex(column);
+  if (i < 0 || !row[i]) return std::nullopt;
+  auto v = ParsePgNumber(*row[i]);
+  if (!v) sink.RecordError("column " + std::string(column) + " is not a number: " + row[i]->substr(0, 40));
+  return v;
+}
+
+std::string TextAt(const PgResult& result, const PgRow& row, std::string_view column) {
+  int i = result.ColumnIndex(column);
+  return i >= 0 && row[i] ? *row[i] : std::string();
+}
+
 void EmitRows(const PgResult& result, std::span<const std::string_view> label_columns,
               std::span<const ColumnMetric> metrics, MetricSink& sink) {
-  std::vector<int> label_idx;
-  label_idx.reserve(label_columns.size());
-  for (auto c : label_columns) label_idx.push_back(result.ColumnIndex(c));
-  std::vector<int> metric_idx;
-  metric_idx.reserve(metrics.size());
-  for (const auto& m : metrics) metric_idx.push_back(result.ColumnIndex(m.column));
-
   std::vector<std::string> labels(label_columns.size());
   for (const auto& row : result.rows) {
-    for (std::size_t i = 0; i < label_idx.size(); ++i) {
-      int k = label_idx[i];
-      labels[i] = (k >= 0 && row[k]) ? *row[k] : std::string();
-    }
-    for (std::size_t i = 0; i < metrics.size(); ++i) {
-      int k = metric_idx[i];
-      if (k < 0 || !row[k]) continue;
-      auto v = ParsePgNumber(*row[k]);
-      if (!v) {
-        sink.RecordError(metrics[i].desc.name + ": column " + std::string(metrics[i].column) +
-                         " is not a number: " + row[k]->substr(0, 40));
-        continue;
-      }
-      sink.Add(metrics[i].desc, labels, *v * metrics[i].scale);
-    }
+    for (std::size_t i = 0; i < label_columns.size(); ++i) labels[i] = TextAt(result, row, label_columns[i]);
+    for (const auto& m : metrics)
+      if (auto v = NumberAt(result, row, m.column, sink)) sink.Add(m.desc, labels, *v * m.scale);
   }
 }
 

@@ -72,15 +72,7 @@ class ReplicaCollector final : public Collector {
     if (r.rows.size() != 1)
       return Status::Error(ErrorReason::kProtocol, "replica: expected one row");
     const auto& row = r.rows[0];
-    auto num = [&](std::string_view column) -> std::optional<double> {
-      int i = r.ColumnIndex(column);
-      if (i < 0 || !row[i]) return std::nullopt;
-      auto v = ParsePgNumber(*row[i]);
-      if (!v)
-        sink.RecordError("replica: column " + std::string(column) + " is not a number: " +
-                         row[i]->substr(0, 40));
-      return v;
-    };
+    auto num = [&](std::string_view column) { return NumberAt(r, row, column, sink); };
     auto in_recovery = num("in_recovery");
     if (!in_recovery)
       return Status::Error(ErrorReason::kProtocol, "replica: no value for in_recovery");

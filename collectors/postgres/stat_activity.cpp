@@ -96,33 +96,21 @@ class StatActivityCollector final : public Collector {
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
     PgResult r;
     if (auto st = ctx.pg->Query(kQuery, ctx.deadline, r); !st.ok()) return st;
-    const int datname_i = r.ColumnIndex("datname"), usename_i = r.ColumnIndex("usename"),
-              state_i = r.ColumnIndex("state"), wait_i = r.ColumnIndex("wait_event_type"),
-              backends_i = r.ColumnIndex("backends"), xact_i = r.ColumnIndex("max_xact_age"),
-              query_i = r.ColumnIndex("max_query_age"),
-              state_age_i = r.ColumnIndex("max_state_age");
-    if (datname_i < 0 || backends_i < 0)
+    if (r.ColumnIndex("datname") < 0 || r.ColumnIndex("backends") < 0)
       return Status::Error(ErrorReason::kProtocol, "stat_activity: missing columns");
 
     std::map<std::string, DatabaseTotals> databases;
     for (const auto& row : r.rows) {
-      auto text = [&](int i) { return i >= 0 && row[i] ? *row[i] : std::string(); };
-      auto number = [&](int i) -> std::optional<double> {
-        if (i < 0 || !row[i]) return std::nullopt;
-        auto v = ParsePgNumber(*row[i]);
-        if (!v)
-          sink.RecordError("stat_activity: column " + r.columns[i] + " is not a number: " +
-                           row[i]->substr(0, 40));
-        return v;
-      };
-      auto& db = databases[text(datname_i)];
+      const std::string datname = TextAt(r, row, "datname");
+      auto& db = databases[datname];
       for (auto s : kStates) db.states.try_emplace(std::string(s));
-      auto backends = number(backends_i);
+      auto backends = NumberAt(r, row, "backends", sink);
       if (!backends) continue;  // a database without client backends: zero-fill only
 
-      const std::string state = text(state_i), wait = text(wait_i);
-      sink.Add(kBackends, {text(datname_i), text(usename_i), state, wait}, *backends);
-      auto xact_age = number(xact_i), query_age = number(query_i), state_age = number(state_age_i);
+      const std::string state = TextAt(r, row, "state"), wait = TextAt(r, row, "wait_event_type");
+      sink.Add(kBackends, {datname, TextAt(r, row, "usename"), state, wait}, *backends);
+      auto xact_age = NumberAt(r, row, "max_xact_age", sink), query_age = NumberAt(r, row, "max_query_age", sink),
+           state_age = NumberAt(r, row, "max_state_age", sink);
       auto& totals = db.states[state];
       totals.count += *backends;
       KeepMax(totals.max_xact_age, xact_age);

@@ -47,16 +47,9 @@ class StatArchiverCollector final : public Collector {
     if (r.rows.size() != 1)
       return Status::Error(ErrorReason::kProtocol, "stat_archiver: expected one row");
     const auto& row = r.rows[0];
-    auto num = [&](std::string_view column, const MetricDesc& desc) -> std::optional<double> {
-      int i = r.ColumnIndex(column);
-      if (i < 0 || !row[i]) return std::nullopt;
-      auto v = ParsePgNumber(*row[i]);
-      if (!v) {
-        sink.RecordError(desc.name + ": column " + std::string(column) + " is not a number: " +
-                         row[i]->substr(0, 40));
-        return std::nullopt;
-      }
-      sink.Add(desc, {}, *v);
+    auto num = [&](std::string_view column, const MetricDesc& desc) {
+      auto v = NumberAt(r, row, column, sink);
+      if (v) sink.Add(desc, {}, *v);
       return v;
     };
     num("archived_count", kArchived);

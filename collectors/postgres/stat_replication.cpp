@@ -103,31 +103,19 @@ class StatReplicationCollector final : public Collector {
                                        {"flush_lag_seconds", "flush_lag_bytes", kFlushLagSeconds},
                                        {"replay_lag_seconds", "replay_lag_bytes",
                                         kReplayLagSeconds}};
-    const int sent = r.ColumnIndex("sent_lag_bytes");
     for (const auto& row : r.rows) {
       std::vector<std::string> labels;
-      for (auto c : kLabelColumns) {
-        int i = r.ColumnIndex(c);
-        labels.push_back(i >= 0 && row[i] ? *row[i] : std::string());
-      }
-      // Byte columns were reported by EmitRows already if they are not numbers.
-      auto bytes = [&](int i) -> std::optional<double> {
-        return i >= 0 && row[i] ? ParsePgNumber(*row[i]) : std::nullopt;
-      };
+      for (auto c : kLabelColumns) labels.push_back(TextAt(r, row, c));
+      // Byte columns that are not numbers were reported by EmitRows already.
+      auto bytes = [&](std::string_view column) { return ParsePgNumber(TextAt(r, row, column)); };
       for (const auto& lag : kLags) {
         int i = r.ColumnIndex(lag.seconds_column);
         if (i >= 0 && row[i]) {
-          if (auto v = ParsePgNumber(*row[i])) {
-            sink.Add(lag.desc, labels, *v);
-          } else {
-            sink.RecordError(lag.desc.name + ": column " + r.columns[i] + " is not a number: " +
-                             row[i]->substr(0, 40));
-          }
+          if (auto v = NumberAt(r, row, lag.seconds_column, sink)) sink.Add(lag.desc, labels, *v);
           continue;
         }
         // NULL interval: 0 only when the standby's position equals sent_lsn (caught up).
-        auto behind = bytes(r.ColumnIndex(lag.bytes_column));
-        auto unsent = bytes(sent);
+        auto behind = bytes(lag.bytes_column), unsent = bytes("sent_lag_bytes");
         if (behind && unsent && *behind == *unsent) sink.Add(lag.desc, labels, 0);
       }
     }

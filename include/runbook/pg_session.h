@@ -29,7 +29,7 @@ struct PgQuery {
 // A query result in text form, as the server sent it. NULL is std::nullopt.
 struct PgResult {
   std::vector<std::string> columns;
-  std::vector<std::vector<std::optional<std::string>>> rows;
+  std::vector<std::vector<std::optional<std::string>>> rows;  // see PgRow
 
   // Index of a column by name, or -1 when the server did not send it.
   int ColumnIndex(std::string_view name) const;
@@ -54,6 +54,16 @@ struct ColumnMetric {
 // Parses a PostgreSQL text value as a number: integers, floats, NaN/Infinity, and booleans
 // ("t"/"f", "true"/"false", "on"/"off"). std::nullopt for anything else.
 std::optional<double> ParsePgNumber(std::string_view text);
+
+using PgRow = std::vector<std::optional<std::string>>;
+
+// The value of `column` in `row` as a number; std::nullopt when the server did not send the
+// column or sent NULL. A value that is not a number gives std::nullopt too and is recorded as an
+// error in `sink` (the server lied; the collection goes on).
+std::optional<double> NumberAt(const PgResult& result, const PgRow& row, std::string_view column,
+                               MetricSink& sink);
+// The text of `column` in `row`; "" when the column is missing or NULL.
+std::string TextAt(const PgResult& result, const PgRow& row, std::string_view column);
 
 // For every row: label values from `label_columns` (NULL → ""), then one sample per ColumnMetric
 // whose column exists and is non-NULL. Missing columns and NULLs give no sample (servers differ

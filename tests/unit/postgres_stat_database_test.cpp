@@ -6,15 +6,9 @@
 #include <vector>
 
 #include "pg_fixture.h"
+#include "postgres_test_support.h"
 #include "runbook/collector.h"
 
-namespace runbook::pgtest {  // defined in postgres_support_test.cpp
-std::string CollectTsv(std::string_view collector, int version_num, const std::string& tsv,
-                       Status* status, std::vector<std::string>* errors);
-std::string TsvLine(std::initializer_list<std::string_view> fields);
-std::optional<double> Sample(const std::string& exposition, std::string_view series);
-std::string SentSql(std::string_view collector, const std::filesystem::path& fixture_dir);
-}  // namespace runbook::pgtest
 
 using namespace runbook;
 using pgtest::Sample;

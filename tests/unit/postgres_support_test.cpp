@@ -1,4 +1,4 @@
-// Helpers shared by the postgres_*_test.cpp files (declared in each of them), and the properties
+// Helpers shared by the postgres_*_test.cpp files (postgres_test_support.h), and the properties
 // every PostgreSQL collector must have: one query per collection, a failed query returns its
 // status, and no value in a fixture can crash a collector.
 #include <doctest/doctest.h>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pg_fixture.h"
+#include "postgres_test_support.h"
 #include "runbook/collector.h"
 
 namespace fs = std::filesystem;
