@@ -86,7 +86,9 @@ App::App(std::string config_path, Config initial, ConnectionFactory factory)
   scheduler_.Apply(config_->targets);
 }
 
-App::~App() { scheduler_.Stop(); }
+App::~App() {
+  scheduler_.Stop();
+}
 
 std::shared_ptr<const Config> App::config() const {
   std::lock_guard lock(mu_);
@@ -109,7 +111,8 @@ ReloadResult App::Reload() {
   {
     std::lock_guard lock(mu_);
     if (next->listen_address != config_->listen_address)
-      spdlog::warn("web.listen_address changed to {}; it takes effect at the next restart", next->listen_address);
+      spdlog::warn("web.listen_address changed to {}; it takes effect at the next restart",
+                   next->listen_address);
     if (next->workers != config_->workers)
       spdlog::warn("global.workers changed to {}; it takes effect at the next restart", next->workers);
   }
@@ -133,14 +136,20 @@ std::string App::RenderMetrics() const {
   for (const auto& t : targets)
     if (auto s = t->Snapshot()) snaps.push_back(std::move(s));
 
-  static const MetricDesc kBuildInfo{"runbook_exporter_build_info", MetricKind::kGauge,
-                                     "Version of runbook_exporter; constant 1.", {"version", "revision", "compiler"}};
-  static const MetricDesc kReloadOk{"runbook_exporter_config_last_reload_successful", MetricKind::kGauge,
-                                    "1 if the latest configuration reload succeeded, else 0.", {}};
+  static const MetricDesc kBuildInfo{"runbook_exporter_build_info",
+                                     MetricKind::kGauge,
+                                     "Version of runbook_exporter; constant 1.",
+                                     {"version", "revision", "compiler"}};
+  static const MetricDesc kReloadOk{"runbook_exporter_config_last_reload_successful",
+                                    MetricKind::kGauge,
+                                    "1 if the latest configuration reload succeeded, else 0.",
+                                    {}};
   static const MetricDesc kReloadTime{"runbook_exporter_config_last_reload_success_timestamp_seconds",
-                                      MetricKind::kGauge, "Unix time of the latest successful configuration load.", {}};
-  static const MetricDesc kTargets{"runbook_exporter_targets", MetricKind::kGauge,
-                                   "Configured targets, by kind.", {"kind"}};
+                                      MetricKind::kGauge,
+                                      "Unix time of the latest successful configuration load.",
+                                      {}};
+  static const MetricDesc kTargets{
+      "runbook_exporter_targets", MetricKind::kGauge, "Configured targets, by kind.", {"kind"}};
   MetricSink global;
   global.Add(kBuildInfo, {RUNBOOK_VERSION, RUNBOOK_REVISION, "gcc " __VERSION__}, 1);
   {
@@ -151,7 +160,8 @@ std::string App::RenderMetrics() const {
     for (const auto& t : config_->targets) kinds[std::string(KindName(t.kind))] += 1;
     for (const auto& [k, n] : kinds) global.Add(kTargets, {k}, n);
   }
-  auto global_rendered = RenderFamilies(global.Take());
+  auto global_families = global.Take();
+  auto global_rendered = RenderFamilies(global_families);
   std::vector<const std::vector<RenderedFamily>*> sources{&global_rendered};
   for (const auto& s : snaps) sources.push_back(&s->rendered);
   return ConcatenateRendered(sources);
@@ -165,12 +175,14 @@ std::string App::RenderLandingPage() const {
        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
        ".up{color:#070}.down{color:#b00}code{font-size:90%}</style></head><body>"
-       "<h1>runbook_exporter</h1><p>Version " RUNBOOK_VERSION " (" RUNBOOK_REVISION ") &middot; config: <code>"
+       "<h1>runbook_exporter</h1><p>Version " RUNBOOK_VERSION " (" RUNBOOK_REVISION
+       ") &middot; config: <code>"
     << HtmlEscape(cfg->source) << "</code>";
   {
     std::lock_guard lock(mu_);
     if (!last_reload_ok_) {
-      h << "<p class=\"down\">The latest configuration reload failed; the previous configuration is running:</p><ul>";
+      h << "<p class=\"down\">The latest configuration reload failed; the previous configuration is "
+           "running:</p><ul>";
       for (const auto& e : last_reload_errors_) h << "<li><code>" << HtmlEscape(e) << "</code></li>";
       h << "</ul>";
     }
@@ -190,8 +202,8 @@ std::string App::RenderLandingPage() const {
       << "</td><td>" << FormatTime(s->collected_at) << " (" << static_cast<int>(s->duration_s * 1000)
       << " ms)</td><td>" << FormatTime(s->last_success) << "</td><td>";
     for (const auto& rep : s->collectors) {
-      h << "<span class=\"" << (rep.success ? "up" : "down") << "\" title=\"" << HtmlEscape(rep.error) << "\">"
-        << HtmlEscape(rep.name) << "</span> ";
+      h << "<span class=\"" << (rep.success ? "up" : "down") << "\" title=\"" << HtmlEscape(rep.error)
+        << "\">" << HtmlEscape(rep.name) << "</span> ";
     }
     h << "</td><td><code>" << HtmlEscape(s->status.message);
     for (const auto& rep : s->collectors)

@@ -25,35 +25,55 @@ class PgConnection final : public TargetConnection {
   LibpqSession session_;
 };
 
-const MetricDesc kCollectorSuccess{"runbook_exporter_collector_success", MetricKind::kGauge,
-                                   "1 if the collector's latest run succeeded, else 0.", {"collector"}};
-const MetricDesc kCollectorDuration{"runbook_exporter_collector_duration_seconds", MetricKind::kGauge,
-                                    "Duration of the collector's latest run.", {"collector"}};
-const MetricDesc kTargetError{"runbook_exporter_target_error", MetricKind::kGauge,
+const MetricDesc kCollectorSuccess{"runbook_exporter_collector_success",
+                                   MetricKind::kGauge,
+                                   "1 if the collector's latest run succeeded, else 0.",
+                                   {"collector"}};
+const MetricDesc kCollectorDuration{"runbook_exporter_collector_duration_seconds",
+                                    MetricKind::kGauge,
+                                    "Duration of the collector's latest run.",
+                                    {"collector"}};
+const MetricDesc kTargetError{"runbook_exporter_target_error",
+                              MetricKind::kGauge,
                               "1 for the reason the target's latest collection failed, 0 for the others.",
                               {"reason"}};
-const MetricDesc kCollectionDuration{"runbook_exporter_collection_duration_seconds", MetricKind::kGauge,
-                                     "Duration of the target's latest collection.", {}};
-const MetricDesc kLastCollection{"runbook_exporter_last_collection_timestamp_seconds", MetricKind::kGauge,
-                                 "Unix time at which the target's latest collection ended.", {}};
-const MetricDesc kLastSuccess{"runbook_exporter_last_success_timestamp_seconds", MetricKind::kGauge,
-                              "Unix time of the target's latest successful collection.", {}};
-const MetricDesc kCollections{"runbook_exporter_collections_total", MetricKind::kCounter,
-                              "Collections of the target since the exporter started.", {}};
-const MetricDesc kFailures{"runbook_exporter_collection_failures_total", MetricKind::kCounter,
-                           "Failed collections of the target, by reason.", {"reason"}};
-const MetricDesc kConnectAttempts{"runbook_exporter_connection_attempts_total", MetricKind::kCounter,
-                                  "Connections the exporter opened (or tried to) to the target.", {}};
-const MetricDesc kDataErrors{"runbook_exporter_data_errors_total", MetricKind::kCounter,
-                             "Values the target sent that could not be published (not a number, duplicate series).",
-                             {}};
+const MetricDesc kCollectionDuration{"runbook_exporter_collection_duration_seconds",
+                                     MetricKind::kGauge,
+                                     "Duration of the target's latest collection.",
+                                     {}};
+const MetricDesc kLastCollection{"runbook_exporter_last_collection_timestamp_seconds",
+                                 MetricKind::kGauge,
+                                 "Unix time at which the target's latest collection ended.",
+                                 {}};
+const MetricDesc kLastSuccess{"runbook_exporter_last_success_timestamp_seconds",
+                              MetricKind::kGauge,
+                              "Unix time of the target's latest successful collection.",
+                              {}};
+const MetricDesc kCollections{"runbook_exporter_collections_total",
+                              MetricKind::kCounter,
+                              "Collections of the target since the exporter started.",
+                              {}};
+const MetricDesc kFailures{"runbook_exporter_collection_failures_total",
+                           MetricKind::kCounter,
+                           "Failed collections of the target, by reason.",
+                           {"reason"}};
+const MetricDesc kConnectAttempts{"runbook_exporter_connection_attempts_total",
+                                  MetricKind::kCounter,
+                                  "Connections the exporter opened (or tried to) to the target.",
+                                  {}};
+const MetricDesc kDataErrors{
+    "runbook_exporter_data_errors_total",
+    MetricKind::kCounter,
+    "Values the target sent that could not be published (not a number, duplicate series).",
+    {}};
 
 MetricDesc UpDesc(TargetKind kind) {
   // The peers' names: pg_up (postgres_exporter), pgbouncer_up, redis_up, ssl_* (ssl_exporter).
   std::string k(KindName(kind));
   if (kind == TargetKind::kPostgres) k = "pg";
   if (kind == TargetKind::kCertificates) k = "ssl";
-  return {k + "_up", MetricKind::kGauge,
+  return {k + "_up",
+          MetricKind::kGauge,
           "1 if the exporter could connect to the " + std::string(KindName(kind)) +
               " target and read from it in its latest collection, else 0.",
           {}};
@@ -71,21 +91,23 @@ bool IsConnectionLevel(ErrorReason r) {
 
 std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg) {
   switch (cfg.kind) {
-    case TargetKind::kPostgres:
-      return std::make_unique<PgConnection>(cfg.pg);
-    default:
-      return nullptr;
+    case TargetKind::kPostgres: return std::make_unique<PgConnection>(cfg.pg);
+    default: return nullptr;
   }
 }
 
-std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families) {
+std::vector<RenderedFamily> RenderFamilies(std::vector<prometheus::MetricFamily>& families) {
   std::vector<RenderedFamily> out;
   out.reserve(families.size());
   prometheus::TextSerializer serializer;
   std::ostringstream ss;
-  for (const auto& f : families) {
+  std::vector<prometheus::MetricFamily> one(1);
+  for (auto& f : families) {
+    // The serializer takes a vector: move each family in and back instead of copying it.
+    one[0] = std::move(f);
     ss.str({});
-    serializer.Serialize(ss, std::vector<prometheus::MetricFamily>{f});
+    serializer.Serialize(ss, one);
+    f = std::move(one[0]);
     std::string text = ss.str();
     // The serializer writes "# HELP ...\n# TYPE ...\n" before the samples.
     auto type_pos = text.find("# TYPE ");
@@ -130,7 +152,8 @@ void TargetRuntime::Collect() {
     status = Status::Error(ErrorReason::kProtocol, "no connection type for this kind of target");
   } else if (!conn_->connected()) {
     if (start < next_connect_) {
-      status = last_status_.ok() ? Status::Error(ErrorReason::kNetwork, "waiting to reconnect") : last_status_;
+      status =
+          last_status_.ok() ? Status::Error(ErrorReason::kNetwork, "waiting to reconnect") : last_status_;
     } else {
       connect_attempts_total_ += 1;
       status = conn_->Connect(deadline);
@@ -142,8 +165,8 @@ void TargetRuntime::Collect() {
         auto cap = std::max<Millis>(cfg_.interval, Millis(60000));
         auto backoff = cfg_.interval * (1LL << std::min(connect_failures_, 16));
         // Less a tenth of an interval, so scheduling jitter does not skip the collection that is due.
-        next_connect_ = start + std::min<Millis>(std::chrono::duration_cast<Millis>(backoff), cap) -
-                        cfg_.interval / 10;
+        next_connect_ =
+            start + std::min<Millis>(std::chrono::duration_cast<Millis>(backoff), cap) - cfg_.interval / 10;
         ++connect_failures_;
       }
     }
@@ -162,8 +185,9 @@ void TargetRuntime::Collect() {
       }
       MetricSink sink(const_labels_);
       const auto t0 = SteadyClock::now();
-      Status st = ctx.Expired() ? Status::Error(ErrorReason::kTimeout, "deadline reached before this collector ran")
-                                : slot.collector->Update(ctx, sink);
+      Status st = ctx.Expired()
+                      ? Status::Error(ErrorReason::kTimeout, "deadline reached before this collector ran")
+                      : slot.collector->Update(ctx, sink);
       rep.ran = true;
       rep.duration_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
       rep.success = st.ok();
@@ -239,7 +263,8 @@ void TargetRuntime::AddSelfMetrics(MetricSink& sink, const TargetSnapshot& snap)
   }
   sink.Add(kCollectionDuration, {}, snap.duration_s);
   sink.Add(kLastCollection, {}, UnixSeconds(snap.collected_at));
-  if (snap.last_success.time_since_epoch().count() != 0) sink.Add(kLastSuccess, {}, UnixSeconds(snap.last_success));
+  if (snap.last_success.time_since_epoch().count() != 0)
+    sink.Add(kLastSuccess, {}, UnixSeconds(snap.last_success));
   sink.Add(kCollections, {}, collections_total_);
   sink.Add(kConnectAttempts, {}, connect_attempts_total_);
   sink.Add(kDataErrors, {}, data_errors_total_);

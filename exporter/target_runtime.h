@@ -49,7 +49,7 @@ struct CollectorReport {
 
 struct TargetSnapshot {
   std::vector<prometheus::MetricFamily> families;  // samples + self-metrics, sorted by name
-  std::vector<RenderedFamily> rendered;           // the same, as text
+  std::vector<RenderedFamily> rendered;            // the same, as text
   bool up = false;
   Status status;  // why the target is down (or ok)
   std::chrono::system_clock::time_point collected_at{};
@@ -103,7 +103,8 @@ class TargetRuntime {
   std::shared_ptr<const TargetSnapshot> snapshot_;
 };
 
-// Renders families to text, family by family (for RenderedFamily).
-std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families);
+// Renders families to text, family by family (for RenderedFamily). `families` is unchanged on
+// return (its elements are moved through the serializer and back).
+std::vector<RenderedFamily> RenderFamilies(std::vector<prometheus::MetricFamily>& families);
 
 }  // namespace runbook

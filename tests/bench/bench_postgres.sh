@@ -148,6 +148,15 @@ mem_kb() { # PID FIELD(VmRSS|VmHWM)
   awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"
 }
 
+# PSS (shared library pages divided among the processes mapping them) and private memory
+# (USS): RSS alone charges a dynamically linked program for every resident page of libc,
+# libstdc++, libcrypto... that a statically linked Go binary does not share.
+smaps_kb() { # PID FIELD(Pss|Private)
+  awk -v k="$2" '$1 == "Pss:" && k == "Pss" { v = $2 }
+    ($1 == "Private_Clean:" || $1 == "Private_Dirty:") && k == "Private" { v += $2 }
+    END { print v + 0 }' "/proc/$1/smaps_rollup"
+}
+
 scrape() { # URL OUTFILE
   curl -s --max-time 30 -o "$2" "$1"
 }
@@ -398,6 +407,8 @@ psql_primary -F $'\t' -c "$PGSS_SQL" >"$WORK/pg_stat_statements.tsv"
 
 OUR_RSS_END=$(mem_kb "$OUR_PID" VmRSS) OUR_HWM_END=$(mem_kb "$OUR_PID" VmHWM)
 PEER_RSS_END=$(mem_kb "$PEER_PID" VmRSS) PEER_HWM_END=$(mem_kb "$PEER_PID" VmHWM)
+OUR_PSS_END=$(smaps_kb "$OUR_PID" Pss) OUR_USS_END=$(smaps_kb "$OUR_PID" Private)
+PEER_PSS_END=$(smaps_kb "$PEER_PID" Pss) PEER_USS_END=$(smaps_kb "$PEER_PID" Private)
 OUR_CONN_END=$(our_backends | wc -l) PEER_CONN_END=$(peer_backends | wc -l)
 
 scrape "$OUR_URL" "$WORK/runbook_exporter.prom"
@@ -467,6 +478,8 @@ EOF
   row "RSS after the runs (MB)" "$(mb "$OUR_RSS_END")" "$(mb "$PEER_RSS_END")"
   row "VmHWM after warm-up (MB)" "$(mb "$OUR_HWM_WARM")" "$(mb "$PEER_HWM_WARM")"
   row "VmHWM after the runs (MB)" "$(mb "$OUR_HWM_END")" "$(mb "$PEER_HWM_END")"
+  row "PSS after the runs (MB)" "$(mb "$OUR_PSS_END")" "$(mb "$PEER_PSS_END")"
+  row "private memory (USS) after the runs (MB)" "$(mb "$OUR_USS_END")" "$(mb "$PEER_USS_END")"
   row "connections to PostgreSQL (warm-up / end)" "$OUR_CONN_WARM / $OUR_CONN_END" "$PEER_CONN_WARM / $PEER_CONN_END" "—"
   row "series in /metrics" "$OUR_SERIES" "$PEER_SERIES"
   row "series without self-metrics/boilerplate" "$OUR_SERIES_CORE" "$PEER_SERIES_CORE"
