@@ -50,7 +50,9 @@ CollectorRegistration::CollectorRegistration(CollectorInfo info) {
   r.insert(pos, std::move(info));
 }
 
-const std::vector<CollectorInfo>& RegisteredCollectors() { return Registry(); }
+const std::vector<CollectorInfo>& RegisteredCollectors() {
+  return Registry();
+}
 
 const CollectorInfo* FindCollector(TargetKind kind, std::string_view name) {
   for (const auto& c : Registry())

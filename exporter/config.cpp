@@ -26,9 +26,8 @@ std::optional<Millis> ParseDuration(std::string_view s) {
     long long ms;
   };
   // Largest first; each unit may appear once, in this order ("1h30m", not "30m1h").
-  static constexpr Unit kUnits[] = {{"y", 31536000000LL}, {"w", 604800000}, {"d", 86400000},
-                                    {"h", 3600000},       {"m", 60000},     {"s", 1000},
-                                    {"ms", 1}};
+  static constexpr Unit kUnits[] = {{"y", 31536000000LL}, {"w", 604800000}, {"d", 86400000}, {"h", 3600000},
+                                    {"m", 60000},         {"s", 1000},      {"ms", 1}};
   if (s.empty()) return std::nullopt;
   long long total = 0;
   std::size_t i = 0, next_unit = 0;
@@ -84,12 +83,12 @@ std::string ValidateListenAddress(std::string_view addr) {
     if (addr.substr(0, colon).find(':') != std::string_view::npos)
       return "an IPv6 address needs brackets: \"[::1]:9187\"";
     for (char c : addr.substr(0, colon))
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-')
-        return "invalid host name";
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return "invalid host name";
   }
   auto port = addr.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      }))
     return "expected a port number after ':'";
   int p = std::stoi(std::string(port));
   if (p < 1 || p > 65535) return "port must be between 1 and 65535";
@@ -125,7 +124,8 @@ class Parser {
   }
 
   // Rejects keys outside `allowed`; returns false if `node` is not a mapping.
-  bool CheckMap(const YAML::Node& node, const std::string& path, std::initializer_list<std::string_view> allowed) {
+  bool CheckMap(const YAML::Node& node, const std::string& path,
+                std::initializer_list<std::string_view> allowed) {
     if (!node.IsMap()) {
       Error(node, path, "expected a mapping");
       return false;
@@ -149,18 +149,21 @@ class Parser {
     return node.Scalar();
   }
 
-  std::optional<long long> Integer(const YAML::Node& node, const std::string& path, long long lo, long long hi) {
+  std::optional<long long> Integer(const YAML::Node& node, const std::string& path, long long lo,
+                                   long long hi) {
     if (node.IsScalar()) {
       const auto& s = node.Scalar();
-      bool digits = !s.empty() && s.size() < 12 &&
-                    std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+      bool digits = !s.empty() && s.size() < 12 && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      });
       if (digits) {
         long long v = std::stoll(s);
         if (v >= lo && v <= hi) return v;
       }
     }
-    Error(node, path, "expected an integer between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                          (node.IsScalar() ? ", got \"" + node.Scalar() + "\"" : ""));
+    Error(node, path,
+          "expected an integer between " + std::to_string(lo) + " and " + std::to_string(hi) +
+              (node.IsScalar() ? ", got \"" + node.Scalar() + "\"" : ""));
     return std::nullopt;
   }
 
@@ -191,12 +194,17 @@ class Parser {
 
   void ParseGlobal(const YAML::Node& g, Config& cfg, Defaults& d) {
     if (!CheckMap(g, "global", {"interval", "timeout", "slow_interval", "workers"})) return;
-    if (g["interval"]) if (auto v = Duration(g["interval"], "global.interval")) d.interval = *v;
-    if (g["timeout"]) if (auto v = Duration(g["timeout"], "global.timeout")) d.timeout = *v;
-    if (g["slow_interval"]) if (auto v = Duration(g["slow_interval"], "global.slow_interval")) d.slow_interval = *v;
-    if (g["workers"]) if (auto v = Integer(g["workers"], "global.workers", 1, 64)) cfg.workers = static_cast<int>(*v);
+    if (g["interval"])
+      if (auto v = Duration(g["interval"], "global.interval")) d.interval = *v;
+    if (g["timeout"])
+      if (auto v = Duration(g["timeout"], "global.timeout")) d.timeout = *v;
+    if (g["slow_interval"])
+      if (auto v = Duration(g["slow_interval"], "global.slow_interval")) d.slow_interval = *v;
+    if (g["workers"])
+      if (auto v = Integer(g["workers"], "global.workers", 1, 64)) cfg.workers = static_cast<int>(*v);
     if (g["timeout"] && d.timeout > d.interval)
-      Error(g["timeout"], "global.timeout", "must not exceed global.interval (" + FormatDuration(d.interval) + ")");
+      Error(g["timeout"], "global.timeout",
+            "must not exceed global.interval (" + FormatDuration(d.interval) + ")");
   }
 
   void ParseLabels(const YAML::Node& node, const std::string& path, Labels& out) {
@@ -207,9 +215,12 @@ class Parser {
     for (const auto& kv : node) {
       auto name = kv.first.Scalar();
       bool valid = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
-                   std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+                   std::all_of(name.begin(), name.end(), [](char c) {
+                     return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                   });
       if (!valid || name.starts_with("__")) {
-        Error(kv.first, path + "." + name, "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*, not starting with __)");
+        Error(kv.first, path + "." + name,
+              "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*, not starting with __)");
         continue;
       }
       if (name == "target" || name == "collector" || name == "reason") {
@@ -236,11 +247,14 @@ class Parser {
           for (const auto& c : RegisteredCollectors())
             if (c.kind == t.kind) known += (known.empty() ? "" : ", ") + c.name;
           Error(list[i], list_path + "[" + std::to_string(i) + "]",
-                "unknown " + std::string(KindName(t.kind)) + " collector \"" + names[i] + "\" (known: " + known + ")");
+                "unknown " + std::string(KindName(t.kind)) + " collector \"" + names[i] +
+                    "\" (known: " + known + ")");
           continue;
         }
-        if (std::string_view(which) == "enable") t.collectors.insert(names[i]);
-        else t.collectors.erase(names[i]);
+        if (std::string_view(which) == "enable")
+          t.collectors.insert(names[i]);
+        else
+          t.collectors.erase(names[i]);
       }
     }
   }
@@ -251,10 +265,12 @@ class Parser {
     t.interval = d.interval;
     t.timeout = d.timeout;
     t.slow_interval = d.slow_interval;
-    if (!CheckMap(node, path, {"name", "host", "port", "database", "user", "password_file", "password_env",
-                               "sslmode", "labels", "interval", "timeout", "slow_interval", "collectors"}))
+    if (!CheckMap(node, path,
+                  {"name", "host", "port", "database", "user", "password_file", "password_env", "sslmode",
+                   "labels", "interval", "timeout", "slow_interval", "collectors"}))
       return;
-    if (!node["name"]) Error(node, path, "missing required key \"name\"");
+    if (!node["name"])
+      Error(node, path, "missing required key \"name\"");
     else if (auto v = String(node["name"], path + ".name")) {
       bool valid = !v->empty() && std::all_of(v->begin(), v->end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
@@ -264,31 +280,45 @@ class Parser {
         if (other.name == *v) Error(node["name"], path + ".name", "duplicate target name \"" + *v + "\"");
       t.name = *v;
     }
-    if (node["host"]) if (auto v = String(node["host"], path + ".host")) t.pg.host = *v;
-    if (node["port"]) if (auto v = Integer(node["port"], path + ".port", 1, 65535)) t.pg.port = static_cast<int>(*v);
-    if (node["database"]) if (auto v = String(node["database"], path + ".database")) t.pg.database = *v;
-    if (!node["user"]) Error(node, path, "missing required key \"user\"");
-    else if (auto v = String(node["user"], path + ".user")) t.pg.user = *v;
-    if (node["password_file"]) if (auto v = String(node["password_file"], path + ".password_file")) t.pg.password_file = *v;
-    if (node["password_env"]) if (auto v = String(node["password_env"], path + ".password_env")) t.pg.password_env = *v;
+    if (node["host"])
+      if (auto v = String(node["host"], path + ".host")) t.pg.host = *v;
+    if (node["port"])
+      if (auto v = Integer(node["port"], path + ".port", 1, 65535)) t.pg.port = static_cast<int>(*v);
+    if (node["database"])
+      if (auto v = String(node["database"], path + ".database")) t.pg.database = *v;
+    if (!node["user"])
+      Error(node, path, "missing required key \"user\"");
+    else if (auto v = String(node["user"], path + ".user"))
+      t.pg.user = *v;
+    if (node["password_file"])
+      if (auto v = String(node["password_file"], path + ".password_file")) t.pg.password_file = *v;
+    if (node["password_env"])
+      if (auto v = String(node["password_env"], path + ".password_env")) t.pg.password_env = *v;
     if (node["password_file"] && node["password_env"])
-      Error(node["password_env"], path + ".password_env", "give either password_file or password_env, not both");
+      Error(node["password_env"], path + ".password_env",
+            "give either password_file or password_env, not both");
     if (node["sslmode"]) {
       if (auto v = String(node["sslmode"], path + ".sslmode")) {
-        static const std::set<std::string> kModes{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+        static const std::set<std::string> kModes{"disable", "allow",     "prefer",
+                                                  "require", "verify-ca", "verify-full"};
         if (!kModes.count(*v))
-          Error(node["sslmode"], path + ".sslmode", "expected one of disable, allow, prefer, require, verify-ca, verify-full");
+          Error(node["sslmode"], path + ".sslmode",
+                "expected one of disable, allow, prefer, require, verify-ca, verify-full");
         t.pg.sslmode = *v;
       }
     }
     if (node["labels"]) ParseLabels(node["labels"], path + ".labels", t.labels);
-    if (node["interval"]) if (auto v = Duration(node["interval"], path + ".interval")) t.interval = *v;
-    if (node["timeout"]) if (auto v = Duration(node["timeout"], path + ".timeout")) t.timeout = *v;
-    if (node["slow_interval"]) if (auto v = Duration(node["slow_interval"], path + ".slow_interval")) t.slow_interval = *v;
+    if (node["interval"])
+      if (auto v = Duration(node["interval"], path + ".interval")) t.interval = *v;
+    if (node["timeout"])
+      if (auto v = Duration(node["timeout"], path + ".timeout")) t.timeout = *v;
+    if (node["slow_interval"])
+      if (auto v = Duration(node["slow_interval"], path + ".slow_interval")) t.slow_interval = *v;
     if (t.timeout > t.interval)
       Error(node["timeout"] ? node["timeout"] : node, path + ".timeout",
             "must not exceed the interval (" + FormatDuration(t.interval) + ")");
-    ParseCollectors(node["collectors"] ? node["collectors"] : YAML::Node(YAML::NodeType::Map), path + ".collectors", t);
+    ParseCollectors(node["collectors"] ? node["collectors"] : YAML::Node(YAML::NodeType::Map),
+                    path + ".collectors", t);
     t.pg.statement_timeout = t.timeout;
     t.pg.lock_timeout = std::min(t.timeout, Millis(1000));
     cfg.targets.push_back(std::move(t));
@@ -321,7 +351,8 @@ class Parser {
     if (const auto& web = root["web"]) {
       if (CheckMap(web, "web", {"listen_address"}) && web["listen_address"]) {
         if (auto v = String(web["listen_address"], "web.listen_address")) {
-          if (auto err = ValidateListenAddress(*v); !err.empty()) Error(web["listen_address"], "web.listen_address", err);
+          if (auto err = ValidateListenAddress(*v); !err.empty())
+            Error(web["listen_address"], "web.listen_address", err);
           cfg.listen_address = *v;
         }
       }
@@ -331,7 +362,8 @@ class Parser {
       Error(root, "targets", "missing required key");
     } else if (CheckMap(targets, "targets", {"postgres", "pgbouncer", "redis", "certificates"})) {
       if (const auto& pg = targets["postgres"]) {
-        if (!pg.IsSequence()) Error(pg, "targets.postgres", "expected a list of targets");
+        if (!pg.IsSequence())
+          Error(pg, "targets.postgres", "expected a list of targets");
         else
           for (std::size_t i = 0; i < pg.size(); ++i)
             ParsePostgres(pg[i], "targets.postgres[" + std::to_string(i) + "]", d, cfg);
@@ -339,9 +371,11 @@ class Parser {
       for (auto kind : {"pgbouncer", "redis", "certificates"}) {
         const auto& list = targets[kind];
         if (!list) continue;
-        if (!list.IsSequence()) Error(list, std::string("targets.") + kind, "expected a list of targets");
+        if (!list.IsSequence())
+          Error(list, std::string("targets.") + kind, "expected a list of targets");
         else if (list.size() > 0)
-          Error(list, std::string("targets.") + kind, "this kind of target is not supported by this version yet");
+          Error(list, std::string("targets.") + kind,
+                "this kind of target is not supported by this version yet");
       }
     }
     result.errors = errors_;
@@ -372,6 +406,8 @@ ConfigResult LoadConfigFile(const std::string& path) {
   return ParseConfig(ss.str(), path);
 }
 
-ConfigResult EmbeddedDefaultConfig() { return ParseConfig(kEmbeddedDefault, "<embedded default>"); }
+ConfigResult EmbeddedDefaultConfig() {
+  return ParseConfig(kEmbeddedDefault, "<embedded default>");
+}
 
 }  // namespace runbook

@@ -105,11 +105,13 @@ int LogMessage(const mg_connection*, const char* message) {
 
 }  // namespace
 
-std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& listen_address, std::string& error) {
+std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& listen_address,
+                                              std::string& error) {
   // CivetWeb spells "all interfaces" as a bare port.
   std::string ports = listen_address.starts_with(":") ? listen_address.substr(1) : listen_address;
-  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "4",
-                           "request_timeout_ms", "10000", "enable_keep_alive", "yes", nullptr};
+  const char* options[] = {
+      "listening_ports", ports.c_str(),       "num_threads", "4",    "request_timeout_ms",
+      "10000",           "enable_keep_alive", "yes",         nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
   mg_init_data init{&callbacks, &app, options};
@@ -133,7 +135,9 @@ std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& liste
   auto colon = listen_address.rfind(':');
   std::string host = colon == std::string::npos ? "" : listen_address.substr(0, colon);
   in_addr probe{};
-  server->wake_host_ = (host.empty() || host == "0.0.0.0" || inet_pton(AF_INET, host.c_str(), &probe) != 1) ? "127.0.0.1" : host;
+  server->wake_host_ = (host.empty() || host == "0.0.0.0" || inet_pton(AF_INET, host.c_str(), &probe) != 1)
+                           ? "127.0.0.1"
+                           : host;
   return server;
 }
 

@@ -24,8 +24,8 @@ std::string Trim(std::string s) {
 }
 
 bool IsNumericAddress(const std::string& host) {
-  return !host.empty() && (host.find_first_not_of("0123456789.") == std::string::npos ||
-                           host.find(':') != std::string::npos);
+  return !host.empty() &&
+         (host.find_first_not_of("0123456789.") == std::string::npos || host.find(':') != std::string::npos);
 }
 
 Status ReadPassword(const PgConnParams& p, std::string& out) {
@@ -42,15 +42,16 @@ Status ReadPassword(const PgConnParams& p, std::string& out) {
     if (!out.empty() && out.back() == '\r') out.pop_back();
   } else if (!p.password_env.empty()) {
     const char* v = std::getenv(p.password_env.c_str());
-    if (!v) return Status::Error(ErrorReason::kAuth, "environment variable " + p.password_env + " is not set");
+    if (!v)
+      return Status::Error(ErrorReason::kAuth, "environment variable " + p.password_env + " is not set");
     out = v;
   }
   return Status::Ok();
 }
 
 long RemainingMs(Deadline deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                    std::chrono::steady_clock::now());
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   return left.count() < 0 ? 0 : static_cast<long>(left.count());
 }
 
@@ -79,7 +80,9 @@ ErrorReason ClassifySqlState(std::string_view s) {
 
 LibpqSession::LibpqSession(PgConnParams params) : params_(std::move(params)) {}
 
-LibpqSession::~LibpqSession() { Disconnect(); }
+LibpqSession::~LibpqSession() {
+  Disconnect();
+}
 
 void LibpqSession::Disconnect() {
   if (conn_) PQfinish(conn_);
@@ -88,7 +91,9 @@ void LibpqSession::Disconnect() {
   prepared_.clear();
 }
 
-int LibpqSession::BackendPid() const { return conn_ ? PQbackendPID(conn_) : 0; }
+int LibpqSession::BackendPid() const {
+  return conn_ ? PQbackendPID(conn_) : 0;
+}
 
 Status LibpqSession::Fail(ErrorReason reason, std::string message) {
   Disconnect();
@@ -195,15 +200,16 @@ Status LibpqSession::ReadResults(Deadline deadline, std::string_view what, PgRes
           auto& row = out->rows[r];
           row.reserve(nf);
           for (int c = 0; c < nf; ++c) {
-            if (PQgetisnull(res.get(), r, c)) row.emplace_back(std::nullopt);
-            else row.emplace_back(std::string(PQgetvalue(res.get(), r, c), PQgetlength(res.get(), r, c)));
+            if (PQgetisnull(res.get(), r, c))
+              row.emplace_back(std::nullopt);
+            else
+              row.emplace_back(std::string(PQgetvalue(res.get(), r, c), PQgetlength(res.get(), r, c)));
           }
         }
         break;
       }
       case PGRES_COMMAND_OK:
-      case PGRES_EMPTY_QUERY:
-        break;
+      case PGRES_EMPTY_QUERY: break;
       default: {
         const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
         std::string msg = std::string(what) + ": " + Trim(PQresultErrorMessage(res.get()));

@@ -1,9 +1,9 @@
 #include "logging.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -17,7 +17,8 @@ class JsonStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     auto t = std::chrono::system_clock::to_time_t(msg.time);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count() % 1000;
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count() % 1000;
     std::tm tm{};
     gmtime_r(&t, &tm);
     char ts[96];
@@ -36,11 +37,16 @@ class JsonStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 std::string SetupLogging(std::string_view level, std::string_view format) {
   spdlog::level::level_enum lvl;
-  if (level == "debug") lvl = spdlog::level::debug;
-  else if (level == "info") lvl = spdlog::level::info;
-  else if (level == "warn") lvl = spdlog::level::warn;
-  else if (level == "error") lvl = spdlog::level::err;
-  else return "--log.level must be one of debug, info, warn, error";
+  if (level == "debug")
+    lvl = spdlog::level::debug;
+  else if (level == "info")
+    lvl = spdlog::level::info;
+  else if (level == "warn")
+    lvl = spdlog::level::warn;
+  else if (level == "error")
+    lvl = spdlog::level::err;
+  else
+    return "--log.level must be one of debug, info, warn, error";
 
   std::shared_ptr<spdlog::logger> logger;
   if (format == "json") {

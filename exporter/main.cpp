@@ -40,9 +40,18 @@ bool ParseFlags(int argc, char** argv, Flags& f, std::string& error) {
   static const char* kWithValue[] = {"--config", "--web.listen-address", "--log.level", "--log.format"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--check-config") { f.check_config = true; continue; }
-    if (arg == "--version") { f.version = true; continue; }
-    if (arg == "--help" || arg == "-h") { f.help = true; continue; }
+    if (arg == "--check-config") {
+      f.check_config = true;
+      continue;
+    }
+    if (arg == "--version") {
+      f.version = true;
+      continue;
+    }
+    if (arg == "--help" || arg == "-h") {
+      f.help = true;
+      continue;
+    }
     std::string name = arg, value;
     bool has_value = false;
     if (auto eq = arg.find('='); eq != std::string::npos) {
@@ -89,7 +98,8 @@ int main(int argc, char** argv) {
     auto it = flags.values.find(k);
     return it == flags.values.end() ? std::string(def) : it->second;
   };
-  if (auto err = runbook::SetupLogging(get("--log.level", "info"), get("--log.format", "text")); !err.empty()) {
+  if (auto err = runbook::SetupLogging(get("--log.level", "info"), get("--log.format", "text"));
+      !err.empty()) {
     std::fprintf(stderr, "runbook_exporter: %s\n", err.c_str());
     return 2;
   }
@@ -105,9 +115,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (config_path.empty())
-    spdlog::warn("no --config given: running the embedded default (PostgreSQL on 127.0.0.1:5432 as postgres)");
+    spdlog::warn(
+        "no --config given: running the embedded default (PostgreSQL on 127.0.0.1:5432 as postgres)");
   std::string listen = flags.values.count("--web.listen-address") ? flags.values["--web.listen-address"]
-                                                                   : loaded.config->listen_address;
+                                                                  : loaded.config->listen_address;
   if (auto err = runbook::ValidateListenAddress(listen); !err.empty()) {
     std::fprintf(stderr, "runbook_exporter: --web.listen-address %s: %s\n", listen.c_str(), err.c_str());
     return 2;

@@ -7,8 +7,7 @@ namespace runbook {
 namespace {
 
 prometheus::MetricType ToPrometheus(MetricKind k) {
-  return k == MetricKind::kCounter ? prometheus::MetricType::Counter
-                                   : prometheus::MetricType::Gauge;
+  return k == MetricKind::kCounter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
 }
 
 std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
@@ -66,11 +65,10 @@ void MetricSink::Add(const MetricDesc& desc, std::initializer_list<std::string_v
   Add(desc, std::vector<std::string>(label_values.begin(), label_values.end()), value);
 }
 
-void MetricSink::Add(const MetricDesc& desc, const std::vector<std::string>& label_values,
-                     double value) {
+void MetricSink::Add(const MetricDesc& desc, const std::vector<std::string>& label_values, double value) {
   if (label_values.size() != desc.labels.size()) {
-    errors_.push_back(desc.name + ": " + std::to_string(label_values.size()) +
-                      " label values for " + std::to_string(desc.labels.size()) + " labels");
+    errors_.push_back(desc.name + ": " + std::to_string(label_values.size()) + " label values for " +
+                      std::to_string(desc.labels.size()) + " labels");
     return;
   }
   auto it = families_.find(desc.name);
@@ -103,8 +101,7 @@ std::vector<prometheus::MetricFamily> MetricSink::Take() {
     for (auto& [values, value] : fam.series) {
       prometheus::ClientMetric m;
       m.label.reserve(values.size() + const_labels_.size());
-      for (std::size_t i = 0; i < values.size(); ++i)
-        m.label.push_back({fam.label_names[i], values[i]});
+      for (std::size_t i = 0; i < values.size(); ++i) m.label.push_back({fam.label_names[i], values[i]});
       for (const auto& [k, v] : const_labels_) m.label.push_back({k, v});
       std::sort(m.label.begin(), m.label.end());
       ValueOf(m, mf.type) = value;
@@ -119,16 +116,15 @@ std::vector<prometheus::MetricFamily> MetricSink::Take() {
   return out;
 }
 
-std::vector<prometheus::MetricFamily> MergeFamilies(
-    std::vector<std::vector<prometheus::MetricFamily>> parts, std::size_t* dropped) {
+std::vector<prometheus::MetricFamily> MergeFamilies(std::vector<std::vector<prometheus::MetricFamily>> parts,
+                                                    std::size_t* dropped) {
   std::vector<prometheus::MetricFamily> all;
   std::size_t total = 0;
   for (auto& p : parts) total += p.size();
   all.reserve(total);
   for (auto& p : parts)
     for (auto& f : p) all.push_back(std::move(f));
-  std::stable_sort(all.begin(), all.end(),
-                   [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   std::vector<prometheus::MetricFamily> out;
   for (auto& f : all) {
     if (!out.empty() && out.back().name == f.name) {

@@ -10,7 +10,9 @@ Scheduler::Scheduler(int workers, ConnectionFactory factory, const std::vector<C
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
 }
 
-Scheduler::~Scheduler() { Stop(); }
+Scheduler::~Scheduler() {
+  Stop();
+}
 
 void Scheduler::Stop() {
   {

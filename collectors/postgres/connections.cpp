@@ -23,20 +23,27 @@ constexpr PgQuery kQuery16{
     " (SELECT count(*) FROM pg_stat_get_activity(NULL) WHERE backend_type = 'client backend')"
     " AS current_connections"};
 
-const MetricDesc kMax{"pg_settings_max_connections", MetricKind::kGauge,
-                      "Setting max_connections: maximum number of concurrent connections.", {}};
+const MetricDesc kMax{"pg_settings_max_connections",
+                      MetricKind::kGauge,
+                      "Setting max_connections: maximum number of concurrent connections.",
+                      {}};
 const MetricDesc kSuperuserReserved{
-    "pg_settings_superuser_reserved_connections", MetricKind::kGauge,
-    "Setting superuser_reserved_connections: connection slots reserved for superusers.", {}};
-const MetricDesc kReserved{"pg_settings_reserved_connections", MetricKind::kGauge,
+    "pg_settings_superuser_reserved_connections",
+    MetricKind::kGauge,
+    "Setting superuser_reserved_connections: connection slots reserved for superusers.",
+    {}};
+const MetricDesc kReserved{"pg_settings_reserved_connections",
+                           MetricKind::kGauge,
                            "Setting reserved_connections (PostgreSQL 16+): connection slots "
                            "reserved for roles with pg_use_reserved_connections.",
                            {}};
-const MetricDesc kCurrent{"pg_connections_current", MetricKind::kGauge,
+const MetricDesc kCurrent{"pg_connections_current",
+                          MetricKind::kGauge,
                           "Number of client backends, which count against max_connections "
                           "(including the exporter's own).",
                           {}};
-const MetricDesc kUtilization{"pg_connections_utilization_ratio", MetricKind::kGauge,
+const MetricDesc kUtilization{"pg_connections_utilization_ratio",
+                              MetricKind::kGauge,
                               "Client backends divided by the connection slots open to ordinary "
                               "users (max_connections - superuser_reserved_connections - "
                               "reserved_connections); 1 means ordinary users are refused.",
@@ -48,8 +55,7 @@ class ConnectionsCollector final : public Collector {
     const bool v16 = ctx.pg->ServerVersionNum() >= 160000;
     PgResult r;
     if (auto st = ctx.pg->Query(v16 ? kQuery16 : kQuery, ctx.deadline, r); !st.ok()) return st;
-    if (r.rows.size() != 1)
-      return Status::Error(ErrorReason::kProtocol, "connections: expected one row");
+    if (r.rows.size() != 1) return Status::Error(ErrorReason::kProtocol, "connections: expected one row");
     const auto& row = r.rows[0];
     auto num = [&](std::string_view column, const MetricDesc& desc) {
       auto v = NumberAt(r, row, column, sink);

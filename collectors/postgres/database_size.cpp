@@ -8,8 +8,8 @@ constexpr PgQuery kQuery{
     "database_size",
     "SELECT datname, pg_database_size(oid) AS size_bytes FROM pg_database WHERE datallowconn"};
 
-const MetricDesc kSize{"pg_database_size_bytes", MetricKind::kGauge,
-                       "Disk space used by the database, in bytes.", {"datname"}};
+const MetricDesc kSize{
+    "pg_database_size_bytes", MetricKind::kGauge, "Disk space used by the database, in bytes.", {"datname"}};
 
 constexpr std::string_view kLabelColumns[] = {"datname"};
 

@@ -14,35 +14,36 @@
 namespace runbook {
 namespace {
 
-constexpr PgQuery kQuery{
-    "locks",
-    "SELECT d.datname, l.locktype, l.mode, l.granted, l.locks"
-    " FROM (SELECT database, locktype, lower(mode) AS mode, granted, count(*) AS locks"
-    " FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid()"
-    " GROUP BY database, locktype, lower(mode), granted) l"
-    " FULL JOIN (SELECT oid, datname FROM pg_database WHERE datallowconn) d"
-    " ON d.oid = l.database"};
+constexpr PgQuery kQuery{"locks",
+                         "SELECT d.datname, l.locktype, l.mode, l.granted, l.locks"
+                         " FROM (SELECT database, locktype, lower(mode) AS mode, granted, count(*) AS locks"
+                         " FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid()"
+                         " GROUP BY database, locktype, lower(mode), granted) l"
+                         " FULL JOIN (SELECT oid, datname FROM pg_database WHERE datallowconn) d"
+                         " ON d.oid = l.database"};
 
 // The modes postgres_exporter zero-fills, lower-cased as it publishes them.
-constexpr std::string_view kModes[] = {"accesssharelock",       "rowsharelock",
-                                       "rowexclusivelock",      "shareupdateexclusivelock",
-                                       "sharelock",             "sharerowexclusivelock",
-                                       "exclusivelock",         "accessexclusivelock",
-                                       "sireadlock"};
+constexpr std::string_view kModes[] = {
+    "accesssharelock", "rowsharelock",          "rowexclusivelock", "shareupdateexclusivelock",
+    "sharelock",       "sharerowexclusivelock", "exclusivelock",    "accessexclusivelock",
+    "sireadlock"};
 
-const MetricDesc kCount{"pg_locks_count", MetricKind::kGauge,
+const MetricDesc kCount{"pg_locks_count",
+                        MetricKind::kGauge,
                         "Number of locks on objects of each database per lock mode, granted or "
                         "not (zero-filled; locks without a database, e.g. transactionid, are not "
                         "counted).",
                         {"datname", "mode"}};
-const MetricDesc kGranted{"pg_locks_granted", MetricKind::kGauge,
+const MetricDesc kGranted{"pg_locks_granted",
+                          MetricKind::kGauge,
                           "Number of granted locks per lock type and mode (all databases).",
                           {"locktype", "mode"}};
-const MetricDesc kWaiting{"pg_locks_waiting", MetricKind::kGauge,
+const MetricDesc kWaiting{"pg_locks_waiting",
+                          MetricKind::kGauge,
                           "Number of lock requests not yet granted per lock type and mode.",
                           {"locktype", "mode"}};
-const MetricDesc kBlocked{"pg_locks_blocked_backends", MetricKind::kGauge,
-                          "Number of backends waiting for a lock.", {}};
+const MetricDesc kBlocked{
+    "pg_locks_blocked_backends", MetricKind::kGauge, "Number of backends waiting for a lock.", {}};
 
 class LocksCollector final : public Collector {
  public:

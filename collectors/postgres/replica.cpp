@@ -42,23 +42,28 @@ const std::string kSql14 = ReplicaSql("pg_get_wal_replay_pause_state() <> 'not p
 const PgQuery kQuery{"replica", kSql};
 const PgQuery kQuery14{"replica", kSql14};
 
-const MetricDesc kLag{"pg_replication_lag_seconds", MetricKind::kGauge,
+const MetricDesc kLag{"pg_replication_lag_seconds",
+                      MetricKind::kGauge,
                       "Replication lag of this standby in seconds: now - timestamp of the last "
                       "replayed transaction while received WAL waits for replay, 0 when all "
                       "received WAL is replayed or the server is not a standby.",
                       {}};
-const MetricDesc kReceiveReplayLag{"pg_replication_receive_replay_lag_bytes", MetricKind::kGauge,
+const MetricDesc kReceiveReplayLag{"pg_replication_receive_replay_lag_bytes",
+                                   MetricKind::kGauge,
                                    "Bytes of WAL received by this standby but not replayed yet.",
                                    {}};
-const MetricDesc kLastReplay{"pg_replication_last_replay_timestamp_seconds", MetricKind::kGauge,
+const MetricDesc kLastReplay{"pg_replication_last_replay_timestamp_seconds",
+                             MetricKind::kGauge,
                              "Commit time of the last transaction replayed by this standby, in "
                              "Unix seconds.",
                              {}};
-const MetricDesc kPaused{"pg_replication_replay_paused", MetricKind::kGauge,
+const MetricDesc kPaused{"pg_replication_replay_paused",
+                         MetricKind::kGauge,
                          "1 if WAL replay on this standby is paused or a pause is requested, "
                          "else 0.",
                          {}};
-const MetricDesc kStreaming{"pg_stat_wal_receiver_streaming", MetricKind::kGauge,
+const MetricDesc kStreaming{"pg_stat_wal_receiver_streaming",
+                            MetricKind::kGauge,
                             "1 if this standby's WAL receiver is streaming from its upstream, 0 "
                             "if it is not (or there is no WAL receiver).",
                             {}};
@@ -69,13 +74,11 @@ class ReplicaCollector final : public Collector {
     const PgQuery& query = ctx.pg->ServerVersionNum() >= 140000 ? kQuery14 : kQuery;
     PgResult r;
     if (auto st = ctx.pg->Query(query, ctx.deadline, r); !st.ok()) return st;
-    if (r.rows.size() != 1)
-      return Status::Error(ErrorReason::kProtocol, "replica: expected one row");
+    if (r.rows.size() != 1) return Status::Error(ErrorReason::kProtocol, "replica: expected one row");
     const auto& row = r.rows[0];
     auto num = [&](std::string_view column) { return NumberAt(r, row, column, sink); };
     auto in_recovery = num("in_recovery");
-    if (!in_recovery)
-      return Status::Error(ErrorReason::kProtocol, "replica: no value for in_recovery");
+    if (!in_recovery) return Status::Error(ErrorReason::kProtocol, "replica: no value for in_recovery");
     if (*in_recovery == 0) {
       sink.Add(kLag, {}, 0);
       return Status::Ok();

@@ -6,17 +6,18 @@ namespace {
 
 // Current position: insert position on a primary, received position on a standby. A slot that
 // never reserved WAL (restart_lsn NULL) has no lsn_diff sample. database is '' for physical slots.
-constexpr PgQuery kQuery{
-    "replication_slots",
-    "SELECT slot_name, coalesce(database, '') AS database, active,"
-    " pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()"
-    " ELSE pg_current_wal_lsn() END, restart_lsn) AS wal_lsn_diff"
-    " FROM pg_replication_slots"};
+constexpr PgQuery kQuery{"replication_slots",
+                         "SELECT slot_name, coalesce(database, '') AS database, active,"
+                         " pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()"
+                         " ELSE pg_current_wal_lsn() END, restart_lsn) AS wal_lsn_diff"
+                         " FROM pg_replication_slots"};
 
-const MetricDesc kActive{"pg_replication_slots_active", MetricKind::kGauge,
+const MetricDesc kActive{"pg_replication_slots_active",
+                         MetricKind::kGauge,
                          "1 if a consumer is connected to the replication slot, else 0.",
                          {"slot_name", "database"}};
-const MetricDesc kLsnDiff{"pg_replication_slots_pg_wal_lsn_diff", MetricKind::kGauge,
+const MetricDesc kLsnDiff{"pg_replication_slots_pg_wal_lsn_diff",
+                          MetricKind::kGauge,
                           "Bytes of WAL retained for the slot: current WAL position (received "
                           "position on a standby) - restart_lsn.",
                           {"slot_name", "database"}};

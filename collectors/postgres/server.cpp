@@ -4,21 +4,26 @@
 namespace runbook {
 namespace {
 
-constexpr PgQuery kQuery{
-    "server",
-    "SELECT current_setting('server_version') AS version,"
-    " current_setting('server_version_num')::int AS version_num,"
-    " extract(epoch FROM pg_postmaster_start_time()) AS start_time_seconds,"
-    " pg_is_in_recovery() AS in_recovery"};
+constexpr PgQuery kQuery{"server",
+                         "SELECT current_setting('server_version') AS version,"
+                         " current_setting('server_version_num')::int AS version_num,"
+                         " extract(epoch FROM pg_postmaster_start_time()) AS start_time_seconds,"
+                         " pg_is_in_recovery() AS in_recovery"};
 
-const MetricDesc kStatic{"pg_static", MetricKind::kGauge,
-                         "Version of the PostgreSQL server; constant 1.", {"version", "short_version"}};
-const MetricDesc kVersionNum{"pg_server_version_num", MetricKind::kGauge,
-                             "server_version_num of the PostgreSQL server.", {}};
-const MetricDesc kStartTime{"pg_postmaster_start_time_seconds", MetricKind::kGauge,
-                            "Time at which the postmaster started, in Unix seconds.", {}};
-const MetricDesc kIsReplica{"pg_replication_is_replica", MetricKind::kGauge,
-                            "1 if the server is in recovery (a standby), else 0.", {}};
+const MetricDesc kStatic{"pg_static",
+                         MetricKind::kGauge,
+                         "Version of the PostgreSQL server; constant 1.",
+                         {"version", "short_version"}};
+const MetricDesc kVersionNum{
+    "pg_server_version_num", MetricKind::kGauge, "server_version_num of the PostgreSQL server.", {}};
+const MetricDesc kStartTime{"pg_postmaster_start_time_seconds",
+                            MetricKind::kGauge,
+                            "Time at which the postmaster started, in Unix seconds.",
+                            {}};
+const MetricDesc kIsReplica{"pg_replication_is_replica",
+                            MetricKind::kGauge,
+                            "1 if the server is in recovery (a standby), else 0.",
+                            {}};
 
 class ServerCollector final : public Collector {
  public:
@@ -38,9 +43,8 @@ class ServerCollector final : public Collector {
       sink.Add(kStatic, {*v, short_version}, 1);
     }
     static constexpr std::string_view kNoLabels[] = {""};
-    static const ColumnMetric kColumns[] = {{"version_num", kVersionNum},
-                                            {"start_time_seconds", kStartTime},
-                                            {"in_recovery", kIsReplica}};
+    static const ColumnMetric kColumns[] = {
+        {"version_num", kVersionNum}, {"start_time_seconds", kStartTime}, {"in_recovery", kIsReplica}};
     EmitRows(r, std::span(kNoLabels, 0), kColumns, sink);
     return Status::Ok();
   }

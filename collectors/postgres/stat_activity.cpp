@@ -34,25 +34,26 @@ constexpr PgQuery kQuery{
     " WHERE d.datallowconn OR a.datid IS NOT NULL"};
 
 // The states zero-filled by postgres_exporter; other states appear only when non-zero.
-constexpr std::string_view kStates[] = {"active",
-                                        "idle",
-                                        "idle in transaction",
-                                        "idle in transaction (aborted)",
-                                        "fastpath function call",
-                                        "disabled"};
+constexpr std::string_view kStates[] = {
+    "active",  "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call",
+    "disabled"};
 
-const MetricDesc kCount{"pg_stat_activity_count", MetricKind::kGauge,
+const MetricDesc kCount{"pg_stat_activity_count",
+                        MetricKind::kGauge,
                         "Number of client backends per database and state (zero-filled).",
                         {"datname", "state"}};
-const MetricDesc kMaxTx{"pg_stat_activity_max_tx_duration", MetricKind::kGauge,
+const MetricDesc kMaxTx{"pg_stat_activity_max_tx_duration",
+                        MetricKind::kGauge,
                         "Age of the oldest open transaction per database and state, in seconds "
                         "(0 when there is none).",
                         {"datname", "state"}};
-const MetricDesc kBackends{"pg_stat_activity_backends", MetricKind::kGauge,
+const MetricDesc kBackends{"pg_stat_activity_backends",
+                           MetricKind::kGauge,
                            "Number of client backends per database, user, state and wait event "
                            "type ('' when not waiting); only non-empty groups.",
                            {"datname", "usename", "state", "wait_event_type"}};
-const MetricDesc kOldestQuery{"pg_stat_activity_oldest_query_seconds", MetricKind::kGauge,
+const MetricDesc kOldestQuery{"pg_stat_activity_oldest_query_seconds",
+                              MetricKind::kGauge,
                               "Run time of the longest running active query per database, in "
                               "seconds (now - query_start).",
                               {"datname"}};
@@ -61,15 +62,18 @@ const MetricDesc kOldestIdleInTx{"pg_stat_activity_oldest_idle_in_transaction_se
                                  "Longest time a client backend has been idle in transaction "
                                  "(aborted or not) per database, in seconds (now - state_change).",
                                  {"datname"}};
-const MetricDesc kOldestIdle{"pg_stat_activity_oldest_idle_seconds", MetricKind::kGauge,
+const MetricDesc kOldestIdle{"pg_stat_activity_oldest_idle_seconds",
+                             MetricKind::kGauge,
                              "Longest time a client backend has been idle per database, in "
                              "seconds (now - state_change).",
                              {"datname"}};
-const MetricDesc kOldestXact{"pg_stat_activity_oldest_xact_seconds", MetricKind::kGauge,
+const MetricDesc kOldestXact{"pg_stat_activity_oldest_xact_seconds",
+                             MetricKind::kGauge,
                              "Age of the oldest open transaction per database in any state, in "
                              "seconds (now - xact_start).",
                              {"datname"}};
-const MetricDesc kLockWaiting{"pg_stat_activity_lock_waiting_backends", MetricKind::kGauge,
+const MetricDesc kLockWaiting{"pg_stat_activity_lock_waiting_backends",
+                              MetricKind::kGauge,
                               "Number of client backends waiting for a heavyweight lock "
                               "(wait_event_type 'Lock') per database with client backends.",
                               {"datname"}};
@@ -109,7 +113,8 @@ class StatActivityCollector final : public Collector {
 
       const std::string state = TextAt(r, row, "state"), wait = TextAt(r, row, "wait_event_type");
       sink.Add(kBackends, {datname, TextAt(r, row, "usename"), state, wait}, *backends);
-      auto xact_age = NumberAt(r, row, "max_xact_age", sink), query_age = NumberAt(r, row, "max_query_age", sink),
+      auto xact_age = NumberAt(r, row, "max_xact_age", sink),
+           query_age = NumberAt(r, row, "max_query_age", sink),
            state_age = NumberAt(r, row, "max_state_age", sink);
       auto& totals = db.states[state];
       totals.count += *backends;

@@ -19,22 +19,33 @@ constexpr PgQuery kQuery{
     " WHERE name LIKE '%.ready') END AS pending_wal_files"
     " FROM pg_stat_archiver"};
 
-const MetricDesc kArchived{"pg_stat_archiver_archived_count", MetricKind::kCounter,
-                           "Number of WAL files that have been successfully archived.", {}};
-const MetricDesc kFailed{"pg_stat_archiver_failed_count", MetricKind::kCounter,
-                         "Number of failed attempts to archive WAL files.", {}};
-const MetricDesc kAge{"pg_stat_archiver_last_archive_age", MetricKind::kGauge,
-                      "Time since the last WAL file was successfully archived, in seconds.", {}};
+const MetricDesc kArchived{"pg_stat_archiver_archived_count",
+                           MetricKind::kCounter,
+                           "Number of WAL files that have been successfully archived.",
+                           {}};
+const MetricDesc kFailed{"pg_stat_archiver_failed_count",
+                         MetricKind::kCounter,
+                         "Number of failed attempts to archive WAL files.",
+                         {}};
+const MetricDesc kAge{"pg_stat_archiver_last_archive_age",
+                      MetricKind::kGauge,
+                      "Time since the last WAL file was successfully archived, in seconds.",
+                      {}};
 const MetricDesc kLastArchived{"pg_stat_archiver_last_archived_timestamp_seconds",
                                MetricKind::kGauge,
-                               "Time of the last successful archive, in Unix seconds.", {}};
-const MetricDesc kLastFailed{"pg_stat_archiver_last_failed_timestamp_seconds", MetricKind::kGauge,
-                             "Time of the last failed archive attempt, in Unix seconds.", {}};
-const MetricDesc kFailing{"pg_stat_archiver_failing", MetricKind::kGauge,
+                               "Time of the last successful archive, in Unix seconds.",
+                               {}};
+const MetricDesc kLastFailed{"pg_stat_archiver_last_failed_timestamp_seconds",
+                             MetricKind::kGauge,
+                             "Time of the last failed archive attempt, in Unix seconds.",
+                             {}};
+const MetricDesc kFailing{"pg_stat_archiver_failing",
+                          MetricKind::kGauge,
                           "1 if the last archive attempt failed (last failure later than the "
                           "last success), else 0.",
                           {}};
-const MetricDesc kPending{"pg_stat_archiver_pending_wal_files", MetricKind::kGauge,
+const MetricDesc kPending{"pg_stat_archiver_pending_wal_files",
+                          MetricKind::kGauge,
                           "Number of WAL files waiting to be archived (.ready files in "
                           "pg_wal/archive_status); primary only.",
                           {}};
@@ -44,8 +55,7 @@ class StatArchiverCollector final : public Collector {
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
     PgResult r;
     if (auto st = ctx.pg->Query(kQuery, ctx.deadline, r); !st.ok()) return st;
-    if (r.rows.size() != 1)
-      return Status::Error(ErrorReason::kProtocol, "stat_archiver: expected one row");
+    if (r.rows.size() != 1) return Status::Error(ErrorReason::kProtocol, "stat_archiver: expected one row");
     const auto& row = r.rows[0];
     auto num = [&](std::string_view column, const MetricDesc& desc) {
       auto v = NumberAt(r, row, column, sink);

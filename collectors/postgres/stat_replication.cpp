@@ -33,8 +33,7 @@ constexpr PgQuery kQuery{
     " CROSS JOIN (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()"
     " ELSE pg_current_wal_lsn() END AS lsn) c"};
 
-const std::vector<std::string> kLabels = {"application_name", "client_addr", "state",
-                                          "sync_state"};
+const std::vector<std::string> kLabels = {"application_name", "client_addr", "state", "sync_state"};
 
 const MetricDesc kCurrentLsn{"pg_stat_replication_pg_current_wal_lsn_bytes", MetricKind::kGauge,
                              "Current WAL position of this server in bytes (received position "
@@ -73,7 +72,8 @@ const MetricDesc kReplayLagSeconds{"pg_stat_replication_replay_lag_seconds", Met
                                    "standby, in seconds; 0 when caught up (replay_lsn = "
                                    "sent_lsn).",
                                    kLabels};
-const MetricDesc kStandbys{"pg_stat_replication_standbys", MetricKind::kGauge,
+const MetricDesc kStandbys{"pg_stat_replication_standbys",
+                           MetricKind::kGauge,
                            "Number of walsenders (standbys and base backups) in "
                            "pg_stat_replication.",
                            {}};
@@ -89,20 +89,17 @@ class StatReplicationCollector final : public Collector {
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
     PgResult r;
     if (auto st = ctx.pg->Query(kQuery, ctx.deadline, r); !st.ok()) return st;
-    static constexpr std::string_view kLabelColumns[] = {"application_name", "client_addr",
-                                                         "state", "sync_state"};
-    static const ColumnMetric kColumns[] = {{"current_wal_lsn_bytes", kCurrentLsn},
-                                            {"wal_lsn_diff", kLsnDiff},
-                                            {"sent_lag_bytes", kSentLag},
-                                            {"write_lag_bytes", kWriteLag},
-                                            {"flush_lag_bytes", kFlushLag},
-                                            {"replay_lag_bytes", kReplayLag}};
+    static constexpr std::string_view kLabelColumns[] = {"application_name", "client_addr", "state",
+                                                         "sync_state"};
+    static const ColumnMetric kColumns[] = {
+        {"current_wal_lsn_bytes", kCurrentLsn}, {"wal_lsn_diff", kLsnDiff},
+        {"sent_lag_bytes", kSentLag},           {"write_lag_bytes", kWriteLag},
+        {"flush_lag_bytes", kFlushLag},         {"replay_lag_bytes", kReplayLag}};
     EmitRows(r, kLabelColumns, kColumns, sink);
 
     static const LagSeconds kLags[] = {{"write_lag_seconds", "write_lag_bytes", kWriteLagSeconds},
                                        {"flush_lag_seconds", "flush_lag_bytes", kFlushLagSeconds},
-                                       {"replay_lag_seconds", "replay_lag_bytes",
-                                        kReplayLagSeconds}};
+                                       {"replay_lag_seconds", "replay_lag_bytes", kReplayLagSeconds}};
     for (const auto& row : r.rows) {
       std::vector<std::string> labels;
       for (auto c : kLabelColumns) labels.push_back(TextAt(r, row, c));

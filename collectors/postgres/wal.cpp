@@ -5,15 +5,14 @@ namespace runbook {
 namespace {
 
 // Only segment files (24 hex digits): not .history, .partial or backup label files.
-constexpr PgQuery kQuery{
-    "wal",
-    "SELECT count(*) AS segments, coalesce(sum(size), 0) AS size_bytes"
-    " FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"};
+constexpr PgQuery kQuery{"wal",
+                         "SELECT count(*) AS segments, coalesce(sum(size), 0) AS size_bytes"
+                         " FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"};
 
-const MetricDesc kSegments{"pg_wal_segments", MetricKind::kGauge,
-                           "Number of WAL segment files in pg_wal.", {}};
-const MetricDesc kSize{"pg_wal_size_bytes", MetricKind::kGauge,
-                       "Total size of the WAL segment files in pg_wal, in bytes.", {}};
+const MetricDesc kSegments{
+    "pg_wal_segments", MetricKind::kGauge, "Number of WAL segment files in pg_wal.", {}};
+const MetricDesc kSize{
+    "pg_wal_size_bytes", MetricKind::kGauge, "Total size of the WAL segment files in pg_wal, in bytes.", {}};
 
 class WalCollector final : public Collector {
  public:

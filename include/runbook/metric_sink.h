@@ -38,8 +38,7 @@ class MetricSink {
   // or help differs from an earlier one with the same name is dropped and recorded in errors().
   // Invalid UTF-8 in label values is replaced by U+FFFD (the sample is kept).
   void Add(const MetricDesc& desc, const std::vector<std::string>& label_values, double value);
-  void Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values,
-           double value);
+  void Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values, double value);
 
   // Families sorted by name, samples sorted by label values; leaves the sink empty.
   std::vector<prometheus::MetricFamily> Take();
@@ -66,8 +65,8 @@ class MetricSink {
 // Merges family lists (each sorted by name, as Take() returns them) into one sorted list where
 // each name appears once. Families with the same name but another type keep the first type;
 // samples of the others are dropped (their count is added to *dropped if given).
-std::vector<prometheus::MetricFamily> MergeFamilies(
-    std::vector<std::vector<prometheus::MetricFamily>> parts, std::size_t* dropped = nullptr);
+std::vector<prometheus::MetricFamily> MergeFamilies(std::vector<std::vector<prometheus::MetricFamily>> parts,
+                                                    std::size_t* dropped = nullptr);
 
 // Replaces invalid UTF-8 sequences with U+FFFD.
 std::string SanitizeUtf8(std::string_view in);

@@ -20,8 +20,8 @@ enum class ErrorReason {
 // Stable lower-case name used as the `reason` label value.
 std::string_view ReasonName(ErrorReason r);
 // Every reason except kNone, in declaration order (for zero-filled reason series).
-inline constexpr ErrorReason kAllErrorReasons[] = {ErrorReason::kNetwork, ErrorReason::kAuth,
-                                                   ErrorReason::kTimeout, ErrorReason::kPermission,
+inline constexpr ErrorReason kAllErrorReasons[] = {ErrorReason::kNetwork,  ErrorReason::kAuth,
+                                                   ErrorReason::kTimeout,  ErrorReason::kPermission,
                                                    ErrorReason::kProtocol, ErrorReason::kQuery};
 
 struct Status {

@@ -35,8 +35,10 @@ TEST_CASE("check-config accepts a valid file and rejects each kind of bad one wi
     std::string yaml, expect;
   };
   const Case cases[] = {
-      {"targets:\n  postgres:\n    - {name: a, user: u, hots: x}\n", ":3:26: targets.postgres[0].hots: unknown key"},
-      {"targets:\n  postgres:\n    - {name: a, user: u, port: 99999}\n", ":3:32: targets.postgres[0].port: expected an integer"},
+      {"targets:\n  postgres:\n    - {name: a, user: u, hots: x}\n",
+       ":3:26: targets.postgres[0].hots: unknown key"},
+      {"targets:\n  postgres:\n    - {name: a, user: u, port: 99999}\n",
+       ":3:32: targets.postgres[0].port: expected an integer"},
       {"global:\n  interval: soon\ntargets: {}\n", ":2:13: global.interval: expected a positive duration"},
       {"web:\n  listen_address: nowhere\ntargets: {}\n", ":2:19: web.listen_address: expected \"host:port\""},
       {"targets:\n  postgres: {}\n", ":2:13: targets.postgres: expected a list of targets"},
@@ -87,9 +89,12 @@ TEST_CASE("reload applies a good config and keeps the running one on a bad confi
 
   exp.WriteConfig(OneTarget("third"));
   kill(exp.pid(), SIGHUP);
-  m = exp.WaitFor([](const Scrape& m) {
-    return m.Value("runbook_exporter_config_last_reload_successful") == 1 && m.Value("pg_up", {{"target", "third"}}) == 1;
-  }, 10s);
+  m = exp.WaitFor(
+      [](const Scrape& m) {
+        return m.Value("runbook_exporter_config_last_reload_successful") == 1 &&
+               m.Value("pg_up", {{"target", "third"}}) == 1;
+      },
+      10s);
   CHECK(m.Value("pg_up", {{"target", "third"}}) == 1);
   CHECK_FALSE(m.Has("pg_up", {{"target", "first"}}));
   CHECK(Http("GET", exp.url("/-/reload")).status == 405);
@@ -117,11 +122,14 @@ TEST_CASE("metrics are gzipped when asked and the endpoints answer") {
 
 TEST_CASE("a target that never answers does not make the exporter unready forever nor block others") {
   int dead_port = FreePort();  // nothing listens there
-  auto cfg = OneTarget() + "    - {name: dead, host: 127.0.0.1, port: " + std::to_string(dead_port) + ", user: u}\n";
+  auto cfg =
+      OneTarget() + "    - {name: dead, host: 127.0.0.1, port: " + std::to_string(dead_port) + ", user: u}\n";
   Exporter exp(cfg);
-  auto m = exp.WaitFor([](const Scrape& m) {
-    return m.Has("pg_up", {{"target", "dead"}}) && m.Value("pg_up", {{"target", "primary"}}) == 1;
-  }, 10s);
+  auto m = exp.WaitFor(
+      [](const Scrape& m) {
+        return m.Has("pg_up", {{"target", "dead"}}) && m.Value("pg_up", {{"target", "primary"}}) == 1;
+      },
+      10s);
   CHECK(m.Value("pg_up", {{"target", "dead"}}) == 0);
   CHECK(m.Value("runbook_exporter_target_error", {{"target", "dead"}, {"reason", "network"}}) == 1);
   CHECK(m.Value("pg_up", {{"target", "primary"}}) == 1);

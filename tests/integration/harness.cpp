@@ -48,7 +48,8 @@ size_t WriteHeader(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-bool LabelsMatch(const std::string& key, const std::string& name, const std::map<std::string, std::string>& labels) {
+bool LabelsMatch(const std::string& key, const std::string& name,
+                 const std::map<std::string, std::string>& labels) {
   if (key.compare(0, name.size(), name) != 0) return false;
   if (key.size() > name.size() && key[name.size()] != '{') return false;
   for (const auto& [k, v] : labels) {
@@ -92,11 +93,13 @@ std::string Stack::operator[](const std::string& key) const {
   return it->second;
 }
 
-std::string Stack::Password(const std::string& file_key) const { return ReadAll((*this)[file_key]); }
+std::string Stack::Password(const std::string& file_key) const {
+  return ReadAll((*this)[file_key]);
+}
 
 int Stack::Control(const std::string& subcommand, const std::string& args) const {
-  std::string cmd = std::string(RUNBOOK_SOURCE_DIR) + "/scripts/stack.sh " + subcommand + " " + dir_.string() + " " +
-                    args + " >> " + (dir_ / "logs" / "control.log").string() + " 2>&1";
+  std::string cmd = std::string(RUNBOOK_SOURCE_DIR) + "/scripts/stack.sh " + subcommand + " " +
+                    dir_.string() + " " + args + " >> " + (dir_ / "logs" / "control.log").string() + " 2>&1";
   int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -127,7 +130,10 @@ std::map<std::string, double> ParseExposition(const std::string& text) {
     auto sp = line.rfind(' ');
     if (sp == std::string::npos) continue;
     std::string v = line.substr(sp + 1);
-    double d = v == "NaN" ? std::nan("") : v == "+Inf" ? HUGE_VAL : v == "-Inf" ? -HUGE_VAL : std::strtod(v.c_str(), nullptr);
+    double d = v == "NaN"    ? std::nan("")
+               : v == "+Inf" ? HUGE_VAL
+               : v == "-Inf" ? -HUGE_VAL
+                             : std::strtod(v.c_str(), nullptr);
     out[line.substr(0, sp)] = d;
   }
   return out;
@@ -160,7 +166,9 @@ HttpResponse Http(const std::string& method, const std::string& url, const std::
   return r;
 }
 
-std::string ExporterBinary() { return RUNBOOK_EXPORTER_BINARY; }
+std::string ExporterBinary() {
+  return RUNBOOK_EXPORTER_BINARY;
+}
 
 std::pair<int, std::string> Run(const std::string& command) {
   std::string out;
@@ -194,14 +202,16 @@ std::string PgTarget(const std::string& name, int port, const std::string& extra
 
 Exporter::Exporter(const std::string& config_yaml, std::vector<std::string> extra_args) {
   static int counter = 0;
-  auto dir = fs::temp_directory_path() / ("rbx-itest-" + std::to_string(getpid()) + "-" + std::to_string(++counter));
+  auto dir =
+      fs::temp_directory_path() / ("rbx-itest-" + std::to_string(getpid()) + "-" + std::to_string(++counter));
   fs::create_directories(dir);
   config_ = dir / "config.yml";
   log_ = dir / "exporter.log";
   WriteConfig(config_yaml);
   port_ = FreePort();
   std::string listen = "127.0.0.1:" + std::to_string(port_);
-  std::vector<std::string> args{ExporterBinary(), "--config", config_.string(), "--web.listen-address", listen};
+  std::vector<std::string> args{ExporterBinary(), "--config", config_.string(), "--web.listen-address",
+                                listen};
   for (auto& a : extra_args) args.push_back(a);
   pid_ = fork();
   REQUIRE(pid_ >= 0);
@@ -244,8 +254,9 @@ Exporter::~Exporter() {
     // Sanitizer builds report into the exporter's own log and exit non-zero.
     auto log = Log();
     CHECK_MESSAGE(exited, "exporter did not stop within 10 s of SIGTERM");
-    CHECK_MESSAGE((exited && WIFEXITED(status) && WEXITSTATUS(status) == 0),
-                  "exporter exit status " << status << "; log:\n" << log);
+    CHECK_MESSAGE((exited && WIFEXITED(status) && WEXITSTATUS(status) == 0), "exporter exit status "
+                                                                                 << status << "; log:\n"
+                                                                                 << log);
     for (const char* report : {"Sanitizer", "runtime error:"})
       CHECK_MESSAGE(log.find(report) == std::string::npos, "sanitizer report in the exporter log:\n" << log);
     pid_ = -1;
@@ -254,7 +265,9 @@ Exporter::~Exporter() {
   fs::remove_all(config_.parent_path(), ec);
 }
 
-void Exporter::WriteConfig(const std::string& yaml) const { std::ofstream(config_) << yaml; }
+void Exporter::WriteConfig(const std::string& yaml) const {
+  std::ofstream(config_) << yaml;
+}
 
 std::string Exporter::url(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(port_) + path;
@@ -270,7 +283,8 @@ Scrape Exporter::Metrics() const {
   return s;
 }
 
-Scrape Exporter::WaitFor(const std::function<bool(const Scrape&)>& pred, std::chrono::milliseconds timeout) const {
+Scrape Exporter::WaitFor(const std::function<bool(const Scrape&)>& pred,
+                         std::chrono::milliseconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Scrape s;
   do {
@@ -281,7 +295,9 @@ Scrape Exporter::WaitFor(const std::function<bool(const Scrape&)>& pred, std::ch
   return s;
 }
 
-std::string Exporter::Log() const { return ReadAll(log_); }
+std::string Exporter::Log() const {
+  return ReadAll(log_);
+}
 
 Pg::Pg(int port, const std::string& user, const std::string& password_key, const std::string& database) {
   auto& s = Stack::Get();
@@ -289,7 +305,8 @@ Pg::Pg(int port, const std::string& user, const std::string& password_key, const
                          " password=" + s.Password(password_key) + " dbname=" + database +
                          " sslmode=disable application_name=itest connect_timeout=5";
   conn_ = PQconnectdb(conninfo.c_str());
-  REQUIRE_MESSAGE(PQstatus(conn_) == CONNECTION_OK, "connect to port " << port << ": " << PQerrorMessage(conn_));
+  REQUIRE_MESSAGE(PQstatus(conn_) == CONNECTION_OK,
+                  "connect to port " << port << ": " << PQerrorMessage(conn_));
 }
 
 Pg::~Pg() {
@@ -308,10 +325,16 @@ std::string Pg::Scalar(const std::string& sql) {
   return out;
 }
 
-void Pg::Exec(const std::string& sql) { Scalar(sql); }
+void Pg::Exec(const std::string& sql) {
+  Scalar(sql);
+}
 
-void Pg::SendAsync(const std::string& sql) { REQUIRE(PQsendQuery(conn_, sql.c_str()) == 1); }
+void Pg::SendAsync(const std::string& sql) {
+  REQUIRE(PQsendQuery(conn_, sql.c_str()) == 1);
+}
 
-int Pg::BackendPid() { return PQbackendPID(conn_); }
+int Pg::BackendPid() {
+  return PQbackendPID(conn_);
+}
 
 }  // namespace itest

@@ -86,7 +86,8 @@ std::string PgTarget(const std::string& name, int port, const std::string& extra
 // A libpq connection as the stack's superuser (or `user` with its password file key).
 class Pg {
  public:
-  explicit Pg(int port, const std::string& user = "postgres", const std::string& password_key = "PG_SUPERUSER_PASSWORD_FILE",
+  explicit Pg(int port, const std::string& user = "postgres",
+              const std::string& password_key = "PG_SUPERUSER_PASSWORD_FILE",
               const std::string& database = "postgres");
   ~Pg();
   std::string Scalar(const std::string& sql);  // first column of the first row; fails the test on error

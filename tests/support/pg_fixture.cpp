@@ -31,7 +31,8 @@ std::optional<std::string> Unescape(const std::string& field, std::size_t line) 
       out += field[i];
       continue;
     }
-    if (++i == field.size()) throw std::runtime_error("line " + std::to_string(line) + ": dangling backslash");
+    if (++i == field.size())
+      throw std::runtime_error("line " + std::to_string(line) + ": dangling backslash");
     switch (field[i]) {
       case '\\': out += '\\'; break;
       case 't': out += '\t'; break;
@@ -67,8 +68,10 @@ std::string EncodeTsv(const PgResult& result) {
   for (const auto& row : result.rows) {
     for (std::size_t i = 0; i < row.size(); ++i) {
       if (i) out += '\t';
-      if (row[i]) AppendEscaped(out, *row[i]);
-      else out += "\\N";
+      if (row[i])
+        AppendEscaped(out, *row[i]);
+      else
+        out += "\\N";
     }
     out += '\n';
   }
@@ -163,12 +166,14 @@ std::string CheckGolden(const std::filesystem::path& golden, const std::string& 
     bool ge = static_cast<bool>(std::getline(e, le));
     if (!ga && !ge) break;
     if (!ga || !ge || la != le)
-      return golden.string() + ":" + std::to_string(line) + ": expected [" + (ge ? le : "<eof>") +
-             "] got [" + (ga ? la : "<eof>") + "] (UPDATE_GOLDEN=1 rewrites it)";
+      return golden.string() + ":" + std::to_string(line) + ": expected [" + (ge ? le : "<eof>") + "] got [" +
+             (ga ? la : "<eof>") + "] (UPDATE_GOLDEN=1 rewrites it)";
   }
   return golden.string() + ": differs";
 }
 
-std::filesystem::path TestsDir() { return RUNBOOK_TESTS_DIR; }
+std::filesystem::path TestsDir() {
+  return RUNBOOK_TESTS_DIR;
+}
 
 }  // namespace runbook::testing

@@ -16,13 +16,20 @@ int main(int argc, char** argv) {
   std::string out, kind = "postgres";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--kind") kind = v;
-    else if (k == "--host") p.host = v;
-    else if (k == "--port") p.port = std::stoi(v);
-    else if (k == "--user") p.user = v;
-    else if (k == "--password-file") p.password_file = v;
-    else if (k == "--database") p.database = v;
-    else if (k == "--out") out = v;
+    if (k == "--kind")
+      kind = v;
+    else if (k == "--host")
+      p.host = v;
+    else if (k == "--port")
+      p.port = std::stoi(v);
+    else if (k == "--user")
+      p.user = v;
+    else if (k == "--password-file")
+      p.password_file = v;
+    else if (k == "--database")
+      p.database = v;
+    else if (k == "--out")
+      out = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -32,8 +39,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--out is required\n");
     return 2;
   }
-  runbook::TargetKind target_kind = kind == "pgbouncer" ? runbook::TargetKind::kPgBouncer
-                                                        : runbook::TargetKind::kPostgres;
+  runbook::TargetKind target_kind =
+      kind == "pgbouncer" ? runbook::TargetKind::kPgBouncer : runbook::TargetKind::kPostgres;
   p.send_session_options = target_kind == runbook::TargetKind::kPostgres;
   p.prepare_statements = p.send_session_options;
   runbook::LibpqSession session(p);

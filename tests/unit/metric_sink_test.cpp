@@ -46,7 +46,10 @@ TEST_CASE("sink rejects wrong arity and duplicates and conflicting families") {
 
 TEST_CASE("invalid UTF-8 in label values is replaced") {
   CHECK(runbook::SanitizeUtf8("ok\xC3\xA9") == "ok\xC3\xA9");
-  CHECK(runbook::SanitizeUtf8("a\xFF" "b") == "a\xEF\xBF\xBD" "b");
+  CHECK(runbook::SanitizeUtf8("a\xFF"
+                              "b") ==
+        "a\xEF\xBF\xBD"
+        "b");
   CHECK(runbook::SanitizeUtf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
   CHECK(runbook::SanitizeUtf8("\xE2\x82") == "\xEF\xBF\xBD\xEF\xBF\xBD");
 }

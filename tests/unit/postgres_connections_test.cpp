@@ -9,7 +9,6 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
-
 using namespace runbook;
 using pgtest::Sample;
 
@@ -23,12 +22,11 @@ TEST_CASE("connections: reserved_connections is read from PostgreSQL 16 only") {
 
 TEST_CASE("connections: utilisation subtracts both reserved pools on 16") {
   Status st;
-  std::string text =
-      pgtest::CollectTsv("connections", 160004,
-                         pgtest::TsvLine({"max_connections", "superuser_reserved_connections",
-                                          "reserved_connections", "current_connections"}) +
-                             pgtest::TsvLine({"100", "3", "7", "45"}),
-                         &st, nullptr);
+  std::string text = pgtest::CollectTsv("connections", 160004,
+                                        pgtest::TsvLine({"max_connections", "superuser_reserved_connections",
+                                                         "reserved_connections", "current_connections"}) +
+                                            pgtest::TsvLine({"100", "3", "7", "45"}),
+                                        &st, nullptr);
   CHECK(st.ok());
   CHECK(Sample(text, "pg_settings_reserved_connections") == 7.0);
   CHECK(Sample(text, "pg_connections_current") == 45.0);
@@ -37,12 +35,11 @@ TEST_CASE("connections: utilisation subtracts both reserved pools on 16") {
 
 TEST_CASE("connections: utilisation before 16 subtracts superuser_reserved_connections") {
   Status st;
-  std::string text =
-      pgtest::CollectTsv("connections", 150018,
-                         pgtest::TsvLine({"max_connections", "superuser_reserved_connections",
-                                          "current_connections"}) +
-                             pgtest::TsvLine({"100", "3", "97"}),
-                         &st, nullptr);
+  std::string text = pgtest::CollectTsv(
+      "connections", 150018,
+      pgtest::TsvLine({"max_connections", "superuser_reserved_connections", "current_connections"}) +
+          pgtest::TsvLine({"100", "3", "97"}),
+      &st, nullptr);
   CHECK(st.ok());
   CHECK(Sample(text, "pg_settings_max_connections") == 100.0);
   CHECK(Sample(text, "pg_settings_superuser_reserved_connections") == 3.0);
@@ -52,12 +49,11 @@ TEST_CASE("connections: utilisation before 16 subtracts superuser_reserved_conne
 
 TEST_CASE("connections: no utilisation when no slot is open to ordinary users") {
   Status st;
-  std::string text =
-      pgtest::CollectTsv("connections", 150018,
-                         pgtest::TsvLine({"max_connections", "superuser_reserved_connections",
-                                          "current_connections"}) +
-                             pgtest::TsvLine({"3", "3", "1"}),
-                         &st, nullptr);
+  std::string text = pgtest::CollectTsv(
+      "connections", 150018,
+      pgtest::TsvLine({"max_connections", "superuser_reserved_connections", "current_connections"}) +
+          pgtest::TsvLine({"3", "3", "1"}),
+      &st, nullptr);
   CHECK(st.ok());
   CHECK(text.find("pg_connections_utilization_ratio") == std::string::npos);
 }
@@ -65,12 +61,11 @@ TEST_CASE("connections: no utilisation when no slot is open to ordinary users") 
 TEST_CASE("connections: a setting that is not a number is a sink error") {
   Status st;
   std::vector<std::string> errors;
-  std::string text =
-      pgtest::CollectTsv("connections", 150018,
-                         pgtest::TsvLine({"max_connections", "superuser_reserved_connections",
-                                          "current_connections"}) +
-                             pgtest::TsvLine({"lots", "3", "1"}),
-                         &st, &errors);
+  std::string text = pgtest::CollectTsv(
+      "connections", 150018,
+      pgtest::TsvLine({"max_connections", "superuser_reserved_connections", "current_connections"}) +
+          pgtest::TsvLine({"lots", "3", "1"}),
+      &st, &errors);
   CHECK(st.ok());
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].find("max_connections") != std::string::npos);

@@ -9,7 +9,6 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
-
 using namespace runbook;
 using pgtest::Sample;
 
@@ -34,8 +33,7 @@ constexpr std::string_view kModes[] = {
 TEST_CASE("locks: no locks gives zero-filled counts and 0 blocked backends") {
   std::string text = Run(pgtest::TsvLine({"postgres", "\\N", "\\N", "\\N", "\\N"}));
   for (auto mode : kModes)
-    CHECK(Sample(text, "pg_locks_count{datname=\"postgres\",mode=\"" + std::string(mode) + "\"}") ==
-          0.0);
+    CHECK(Sample(text, "pg_locks_count{datname=\"postgres\",mode=\"" + std::string(mode) + "\"}") == 0.0);
   CHECK(Sample(text, "pg_locks_blocked_backends") == 0.0);
   CHECK(text.find("pg_locks_granted") == std::string::npos);
   CHECK(text.find("pg_locks_waiting") == std::string::npos);
@@ -49,8 +47,7 @@ TEST_CASE("locks: transactionid locks count as granted or waiting but not per da
                          pgtest::TsvLine({"appdb", "tuple", "accessexclusivelock", "t", "1"}));
   CHECK(Sample(text, "pg_locks_granted{locktype=\"transactionid\",mode=\"exclusivelock\"}") == 2.0);
   CHECK(Sample(text, "pg_locks_waiting{locktype=\"transactionid\",mode=\"sharelock\"}") == 3.0);
-  CHECK(Sample(text, "pg_locks_waiting{locktype=\"relation\",mode=\"accessexclusivelock\"}") ==
-        1.0);
+  CHECK(Sample(text, "pg_locks_waiting{locktype=\"relation\",mode=\"accessexclusivelock\"}") == 1.0);
   CHECK(!Sample(text, "pg_locks_waiting{locktype=\"relation\",mode=\"rowexclusivelock\"}"));
   CHECK(Sample(text, "pg_locks_count{datname=\"appdb\",mode=\"accessexclusivelock\"}") == 2.0);
   CHECK(Sample(text, "pg_locks_count{datname=\"appdb\",mode=\"rowexclusivelock\"}") == 4.0);
@@ -61,8 +58,7 @@ TEST_CASE("locks: transactionid locks count as granted or waiting but not per da
 
 TEST_CASE("locks: a granted flag that is not a boolean is a sink error") {
   std::vector<std::string> errors;
-  std::string text =
-      Run(pgtest::TsvLine({"appdb", "relation", "rowexclusivelock", "maybe", "4"}), &errors);
+  std::string text = Run(pgtest::TsvLine({"appdb", "relation", "rowexclusivelock", "maybe", "4"}), &errors);
   CHECK(errors.size() == 1);
   CHECK(Sample(text, "pg_locks_count{datname=\"appdb\",mode=\"rowexclusivelock\"}") == 0.0);
 }

@@ -9,7 +9,6 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
-
 using namespace runbook;
 using pgtest::Sample;
 
@@ -82,8 +81,8 @@ TEST_CASE("replica: a value that is not a number is a sink error") {
 
 TEST_CASE("replica: without in_recovery the collection fails") {
   Status st;
-  pgtest::CollectTsv("replica", 150000, kHeader + pgtest::TsvLine({"\\N", "0", "1", "2", "f", "t"}),
-                     &st, nullptr);
+  pgtest::CollectTsv("replica", 150000, kHeader + pgtest::TsvLine({"\\N", "0", "1", "2", "f", "t"}), &st,
+                     nullptr);
   CHECK(st.reason == ErrorReason::kProtocol);
 }
 

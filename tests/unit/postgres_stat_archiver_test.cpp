@@ -9,24 +9,22 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
-
 using namespace runbook;
 using pgtest::Sample;
 
 namespace {
 
-const std::string kHeader = pgtest::TsvLine({"archived_count", "failed_count", "last_archive_age",
-                                             "last_archived_timestamp_seconds",
-                                             "last_failed_timestamp_seconds", "pending_wal_files"});
+const std::string kHeader =
+    pgtest::TsvLine({"archived_count", "failed_count", "last_archive_age", "last_archived_timestamp_seconds",
+                     "last_failed_timestamp_seconds", "pending_wal_files"});
 
-std::string Run(std::string_view archived_ts, std::string_view failed_ts,
-                std::string_view pending = "0") {
+std::string Run(std::string_view archived_ts, std::string_view failed_ts, std::string_view pending = "0") {
   Status st;
   std::vector<std::string> errors;
   std::string age = archived_ts == "\\N" ? "\\N" : "12.5";
   std::string text = pgtest::CollectTsv(
-      "stat_archiver", 150000,
-      kHeader + pgtest::TsvLine({"3", "4", age, archived_ts, failed_ts, pending}), &st, &errors);
+      "stat_archiver", 150000, kHeader + pgtest::TsvLine({"3", "4", age, archived_ts, failed_ts, pending}),
+      &st, &errors);
   CHECK_MESSAGE(st.ok(), st.message);
   CHECK(errors.empty());
   return text;
@@ -75,8 +73,7 @@ TEST_CASE("stat_archiver: a timestamp that is not a number is a sink error") {
   std::vector<std::string> errors;
   std::string text = pgtest::CollectTsv(
       "stat_archiver", 150000,
-      kHeader + pgtest::TsvLine({"3", "4", "1", "2026-11-21 10:41:03+00", "\\N", "0"}), &st,
-      &errors);
+      kHeader + pgtest::TsvLine({"3", "4", "1", "2026-11-21 10:41:03+00", "\\N", "0"}), &st, &errors);
   CHECK(st.ok());
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].find("last_archived_timestamp_seconds") != std::string::npos);

@@ -9,7 +9,6 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
-
 using namespace runbook;
 using pgtest::Sample;
 
@@ -38,8 +37,7 @@ TEST_CASE("stat_database: PostgreSQL 13 fixtures give no session families") {
   CHECK(Sample(text, "pg_stat_database_xact_commit{datid=\"16387\",datname=\"appdb\"}") == 15.0);
 }
 
-TEST_CASE(
-    "stat_database: columns map to families with datid and datname and NULL gives no sample") {
+TEST_CASE("stat_database: columns map to families with datid and datname and NULL gives no sample") {
   Status st;
   std::vector<std::string> errors;
   std::string text =

@@ -45,8 +45,8 @@ std::string Collect(std::string_view collector, PgSession& session, Status* stat
   return testing::Exposition(sink.Take());
 }
 
-std::string CollectTsv(std::string_view collector, int version_num, const std::string& tsv,
-                       Status* status, std::vector<std::string>* errors) {
+std::string CollectTsv(std::string_view collector, int version_num, const std::string& tsv, Status* status,
+                       std::vector<std::string>* errors) {
   auto dir = WriteFixtureDir(version_num, {{std::string(collector) + ".tsv", tsv}});
   testing::FixturePgSession session(dir);
   std::string text = Collect(collector, session, status, errors);
@@ -115,10 +115,10 @@ namespace {
 using namespace runbook;
 
 // Columns that the collectors use as label values.
-const std::set<std::string> kLabelColumns = {
-    "datid",     "datname",  "usename",          "state",       "wait_event_type",
-    "locktype",  "mode",     "application_name", "client_addr", "sync_state",
-    "slot_name", "database", "version"};
+const std::set<std::string> kLabelColumns = {"datid",           "datname",    "usename",   "state",
+                                             "wait_event_type", "locktype",   "mode",      "application_name",
+                                             "client_addr",     "sync_state", "slot_name", "database",
+                                             "version"};
 
 std::vector<const CollectorInfo*> PostgresCollectors() {
   std::vector<const CollectorInfo*> out;
@@ -145,8 +145,7 @@ TEST_CASE("every postgres collector runs exactly one query per collection") {
 TEST_CASE("only database_size and wal and replication_slots are slow-tier") {
   for (const auto* info : PostgresCollectors()) {
     INFO(info->name);
-    bool slow =
-        info->name == "database_size" || info->name == "wal" || info->name == "replication_slots";
+    bool slow = info->name == "database_size" || info->name == "wal" || info->name == "replication_slots";
     CHECK((info->tier == Tier::kSlow) == slow);
   }
 }
@@ -177,8 +176,7 @@ TEST_CASE("no single garbage value in a captured fixture crashes a collector") {
         for (std::size_t col = 0; col < original.columns.size(); ++col) {
           auto mutated = original;
           mutated.rows[row][col] = "garbage";
-          auto dir = pgtest::WriteFixtureDir(version,
-                                             {{info->name + ".tsv", testing::EncodeTsv(mutated)}});
+          auto dir = pgtest::WriteFixtureDir(version, {{info->name + ".tsv", testing::EncodeTsv(mutated)}});
           testing::FixturePgSession session(dir);
           Status st;
           std::vector<std::string> errors;
@@ -186,8 +184,7 @@ TEST_CASE("no single garbage value in a captured fixture crashes a collector") {
           fs::remove_all(dir);
           // A label takes any text; a value that was not NULL is reported as a sink error or a
           // failed status (NULL cells of rows a collector skips may stay unread).
-          INFO(version_role << " " << info->name << " row " << row << " column "
-                            << original.columns[col]);
+          INFO(version_role << " " << info->name << " row " << row << " column " << original.columns[col]);
           CHECK((st.ok() || st.reason == ErrorReason::kProtocol));
           if (original.rows[row][col] && !kLabelColumns.contains(original.columns[col]))
             CHECK((!st.ok() || !errors.empty()));

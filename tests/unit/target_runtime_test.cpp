@@ -71,7 +71,9 @@ class ScriptedCollector final : public Collector {
 };
 
 CollectorInfo Info(Script& s, const std::string& name, Tier tier) {
-  return {name, TargetKind::kPostgres, true, tier, "fake", [&s, name] { return std::make_unique<ScriptedCollector>(s, name); }};
+  return {name,   TargetKind::kPostgres,
+          true,   tier,
+          "fake", [&s, name] { return std::make_unique<ScriptedCollector>(s, name); }};
 }
 
 TargetConfig Target(const std::string& name, std::vector<std::string> collectors, Millis interval = 100ms) {
@@ -90,7 +92,9 @@ std::string Text(const TargetRuntime& rt) {
   return testing::Exposition(snap->families);
 }
 
-bool Contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+bool Contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
 
 }  // namespace
 
@@ -98,8 +102,9 @@ TEST_CASE("slow tier collectors run once per slow interval and their output is s
   FakeWorld world;
   Script fast, slow;
   std::vector<CollectorInfo> registry{Info(fast, "fast", Tier::kFast), Info(slow, "slow", Tier::kSlow)};
-  TargetRuntime rt(Target("t", {"fast", "slow"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
-                   registry);
+  TargetRuntime rt(
+      Target("t", {"fast", "slow"}),
+      [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   for (int i = 0; i < 3; ++i) rt.Collect();
   CHECK(fast.calls == 3);
   CHECK(slow.calls == 1);
@@ -114,8 +119,9 @@ TEST_CASE("a failed connection backs off instead of retrying every collection") 
   world.connect_result = Status::Error(ErrorReason::kAuth, "password authentication failed");
   Script fast;
   std::vector<CollectorInfo> registry{Info(fast, "fast", Tier::kFast)};
-  TargetRuntime rt(Target("t", {"fast"}, 200ms), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
-                   registry);
+  TargetRuntime rt(
+      Target("t", {"fast"}, 200ms),
+      [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   for (int i = 0; i < 5; ++i) rt.Collect();
   CHECK(world.connects == 1);
   CHECK(fast.calls == 0);
@@ -144,8 +150,9 @@ TEST_CASE("a collector refused by the server fails alone while the target stays 
   Script ok, denied;
   denied.result = Status::Error(ErrorReason::kPermission, "permission denied for function pg_ls_waldir");
   std::vector<CollectorInfo> registry{Info(ok, "ok", Tier::kFast), Info(denied, "denied", Tier::kFast)};
-  TargetRuntime rt(Target("t", {"ok", "denied"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
-                   registry);
+  TargetRuntime rt(
+      Target("t", {"ok", "denied"}),
+      [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   rt.Collect();
   auto text = Text(rt);
   CHECK(Contains(text, "pg_up{target=\"t\"} 1"));
@@ -155,7 +162,8 @@ TEST_CASE("a collector refused by the server fails alone while the target stays 
   CHECK_FALSE(Contains(text, "fake_denied{"));  // a failed collector's partial output is dropped
   auto snap = rt.Snapshot();
   bool found = false;
-  for (const auto& c : snap->collectors) found |= c.name == "denied" && Contains(c.error, "permission denied");
+  for (const auto& c : snap->collectors)
+    found |= c.name == "denied" && Contains(c.error, "permission denied");
   CHECK(found);
 }
 
@@ -164,8 +172,9 @@ TEST_CASE("a timeout in one collector makes the whole target stale and reconnect
   Script a, b;
   a.result = Status::Error(ErrorReason::kTimeout, "deadline exceeded");
   std::vector<CollectorInfo> registry{Info(a, "a", Tier::kFast), Info(b, "b", Tier::kFast)};
-  TargetRuntime rt(Target("t", {"a", "b"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
-                   registry);
+  TargetRuntime rt(
+      Target("t", {"a", "b"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+      registry);
   rt.Collect();
   CHECK(b.calls == 0);  // collection stopped at the timeout
   auto text = Text(rt);
@@ -180,19 +189,22 @@ TEST_CASE("collectors that did not run before the deadline are reported as timed
   Script slow, later;
   slow.sleep = 120ms;
   std::vector<CollectorInfo> registry{Info(slow, "a_slow", Tier::kFast), Info(later, "b_later", Tier::kFast)};
-  TargetRuntime rt(Target("t", {"a_slow", "b_later"}, 100ms), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
-                   registry);
+  TargetRuntime rt(
+      Target("t", {"a_slow", "b_later"}, 100ms),
+      [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   rt.Collect();
   CHECK(later.calls == 0);
   CHECK(Contains(Text(rt), "runbook_exporter_target_error{reason=\"timeout\",target=\"t\"} 1"));
 }
 
-TEST_CASE("scheduler collects each target on its interval single-flight and a slow target does not stall others") {
+TEST_CASE(
+    "scheduler collects each target on its interval single-flight and a slow target does not stall others") {
   FakeWorld world;
   Script slow, quick;
   slow.sleep = 150ms;  // longer than its 50 ms interval
   std::vector<CollectorInfo> registry{Info(slow, "slow", Tier::kFast), Info(quick, "quick", Tier::kFast)};
-  Scheduler sched(2, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  Scheduler sched(
+      2, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   auto slow_target = Target("slow_target", {"slow"}, 50ms);
   slow_target.timeout = 50ms;
   sched.Apply({slow_target, Target("quick_target", {"quick"}, 50ms)});
@@ -209,7 +221,8 @@ TEST_CASE("scheduler apply keeps unchanged targets and replaces changed and remo
   FakeWorld world;
   Script s;
   std::vector<CollectorInfo> registry{Info(s, "c", Tier::kFast)};
-  Scheduler sched(1, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  Scheduler sched(
+      1, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   sched.Apply({Target("a", {"c"}, 1s), Target("b", {"c"}, 1s)});
   auto before = sched.Targets();
   REQUIRE(before.size() == 2);
