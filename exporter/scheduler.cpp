@@ -27,34 +27,37 @@ void Scheduler::Stop() {
 }
 
 void Scheduler::Apply(const std::vector<TargetConfig>& targets) {
-  std::map<std::string, Entry> next;
-  std::vector<std::string> order;
-  std::vector<std::shared_ptr<TargetRuntime>> created;
+  std::lock_guard apply_lock(apply_mu_);
+  // Which targets need a new runtime is decided under the lock; building runtimes (collector
+  // factories) happens outside it; the swap takes the entries as they are at that moment, so a
+  // collection that finished meanwhile keeps its schedule.
+  std::vector<const TargetConfig*> to_build;
   {
     std::lock_guard lock(mu_);
     for (const auto& cfg : targets) {
-      order.push_back(cfg.name);
       auto it = entries_.find(cfg.name);
-      if (it != entries_.end() && it->second.runtime->config() == cfg) {
-        next.emplace(cfg.name, std::move(it->second));
-        continue;
-      }
-      next.emplace(cfg.name, Entry{nullptr, SteadyClock::now(), false, false});
+      if (it == entries_.end() || !(it->second.runtime->config() == cfg)) to_build.push_back(&cfg);
     }
   }
-  // Constructing runtimes (collector factories) happens outside the lock.
-  for (auto& [name, e] : next) {
-    if (e.runtime) continue;
-    for (const auto& cfg : targets)
-      if (cfg.name == name) e.runtime = std::make_shared<TargetRuntime>(cfg, factory_, registry_);
+  std::map<std::string, std::shared_ptr<TargetRuntime>> built;
+  for (const auto* cfg : to_build)
+    built[cfg->name] = std::make_shared<TargetRuntime>(*cfg, factory_, registry_);
+
+  std::lock_guard lock(mu_);
+  std::map<std::string, Entry> next;
+  std::vector<std::string> order;
+  for (const auto& cfg : targets) {
+    order.push_back(cfg.name);
+    if (auto b = built.find(cfg.name); b != built.end()) {
+      next.emplace(cfg.name, Entry{b->second, SteadyClock::now(), false, false});
+    } else {
+      next.emplace(cfg.name, std::move(entries_.at(cfg.name)));
+    }
   }
-  {
-    std::lock_guard lock(mu_);
-    // A removed or replaced target that is being collected finishes on its worker; its result
-    // is dropped with the last reference.
-    entries_ = std::move(next);
-    order_ = std::move(order);
-  }
+  // A removed or replaced target that is being collected finishes on its worker; its result
+  // is dropped with the last reference.
+  entries_ = std::move(next);
+  order_ = std::move(order);
   timer_cv_.notify_all();
 }
 

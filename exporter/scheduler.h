@@ -46,6 +46,7 @@ class Scheduler {
 
   ConnectionFactory factory_;
   const std::vector<CollectorInfo>& registry_;
+  std::mutex apply_mu_;  // serialises Apply()
   mutable std::mutex mu_;
   std::condition_variable timer_cv_, work_cv_;
   std::vector<std::string> order_;

@@ -238,3 +238,29 @@ TEST_CASE("scheduler apply keeps unchanged targets and replaces changed and remo
   CHECK(sched.Targets()[0] == after[2]);
   sched.Stop();
 }
+
+TEST_CASE("scheduler keeps collecting every target through reloads during collections") {
+  FakeWorld world;
+  Script s;
+  s.sleep = 1ms;
+  std::vector<CollectorInfo> registry{Info(s, "c", Tier::kFast)};
+  // A slow factory keeps Apply busy building the changed target while collections go on.
+  auto slow_factory = [&](const TargetConfig&) {
+    std::this_thread::sleep_for(1ms);
+    return std::make_unique<FakeConnection>(world);
+  };
+  Scheduler sched(2, slow_factory, registry);
+  auto a = Target("a", {"c"}, 2ms), b1 = Target("b", {"c"}, 2ms), b2 = Target("b", {"c"}, 3ms);
+  for (int i = 0; i < 300; ++i) {
+    sched.Apply({a, i % 2 ? b1 : b2});
+    for (const auto& t : sched.Targets()) REQUIRE(t != nullptr);
+  }
+  auto a_runtime = sched.Targets()[0];
+  auto collected = [&] { return a_runtime->Snapshot() ? 1 : 0; };
+  std::this_thread::sleep_for(50ms);
+  CHECK(collected() == 1);
+  const int calls = s.calls;
+  std::this_thread::sleep_for(50ms);
+  CHECK(s.calls > calls);  // no target was left marked as running forever
+  sched.Stop();
+}
