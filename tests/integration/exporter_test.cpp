@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "harness.h"
 
 using namespace itest;
@@ -137,4 +140,38 @@ TEST_CASE("a target that never answers does not make the exporter unready foreve
   auto page = Http("GET", exp.url("/"));
   CHECK(page.body.find("down: network") != std::string::npos);
   CHECK(page.body.find("Connection refused") != std::string::npos);
+}
+
+TEST_CASE("json logs are one object per line and bad log flags are refused") {
+  std::string log;
+  {
+    int dead_port = FreePort();
+    Exporter exp("targets:\n  postgres:\n    - {name: dead, host: 127.0.0.1, port: " +
+                     std::to_string(dead_port) + ", user: u}\n",
+                 {"--log.format", "json", "--log.level", "debug"});
+    exp.WaitFor([](const Scrape& m) { return m.Has("pg_up", {{"target", "dead"}}); }, 10s);
+    log = exp.Log();
+  }
+  std::istringstream in(log);
+  std::string line;
+  int lines = 0;
+  bool saw_down = false;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    ++lines;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    REQUIRE_MESSAGE(j.is_object(), line);
+    CHECK(j["ts"].is_string());
+    CHECK(j["level"].is_string());
+    CHECK(j["msg"].is_string());
+    saw_down |= j["msg"].get<std::string>().find("target dead is down: reason=network") != std::string::npos;
+  }
+  CHECK(lines >= 2);
+  CHECK(saw_down);
+  auto [rc, out] = Run(ExporterBinary() + " --check-config --log.level loud");
+  CHECK(rc == 2);
+  CHECK(out.find("--log.level must be one of") != std::string::npos);
+  auto [frc, fout] = Run(ExporterBinary() + " --check-config --log.format xml");
+  CHECK(frc == 2);
+  CHECK(fout.find("--log.format must be text or json") != std::string::npos);
 }
