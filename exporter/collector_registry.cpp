@@ -7,6 +7,8 @@
 
 namespace runbook {
 
+const TargetSettings ScrapeContext::kDefaultSettings{};
+
 namespace {
 std::vector<CollectorInfo>& Registry() {
   static std::vector<CollectorInfo> registry;

@@ -13,11 +13,12 @@ namespace runbook {
 bool TargetConfig::operator==(const TargetConfig& o) const {
   auto pg_tuple = [](const PgConnParams& p) {
     return std::tie(p.host, p.port, p.database, p.user, p.password_file, p.password_env, p.sslmode,
-                    p.application_name, p.send_session_options, p.statement_timeout, p.lock_timeout);
+                    p.application_name, p.send_session_options, p.statement_timeout, p.lock_timeout,
+                    p.prepare_statements);
   };
   return kind == o.kind && name == o.name && labels == o.labels && interval == o.interval &&
          timeout == o.timeout && slow_interval == o.slow_interval && collectors == o.collectors &&
-         pg_tuple(pg) == pg_tuple(o.pg);
+         pg_tuple(pg) == pg_tuple(o.pg) && redis == o.redis && settings == o.settings;
 }
 
 std::optional<Millis> ParseDuration(std::string_view s) {
@@ -97,6 +98,11 @@ std::string ValidateListenAddress(std::string_view addr) {
 
 namespace {
 
+// Kinds whose connection and collectors exist; the others are accepted only as empty lists.
+bool KindSupported(TargetKind kind) {
+  return kind == TargetKind::kPostgres || kind == TargetKind::kPgBouncer;
+}
+
 const char* kEmbeddedDefault = R"(# Embedded default: local servers on their standard ports.
 targets:
   postgres:
@@ -125,7 +131,7 @@ class Parser {
 
   // Rejects keys outside `allowed`; returns false if `node` is not a mapping.
   bool CheckMap(const YAML::Node& node, const std::string& path,
-                std::initializer_list<std::string_view> allowed) {
+                const std::vector<std::string_view>& allowed) {
     if (!node.IsMap()) {
       Error(node, path, "expected a mapping");
       return false;
@@ -259,16 +265,58 @@ class Parser {
     }
   }
 
-  void ParsePostgres(const YAML::Node& node, const std::string& path, const Defaults& d, Config& cfg) {
+  // Keys every kind of target accepts, then each kind's own.
+  static inline const std::vector<std::string_view> kPgKeys = {
+      "name",    "host",   "port",     "database", "user",          "password_file", "password_env",
+      "sslmode", "labels", "interval", "timeout",  "slow_interval", "collectors"};
+  static inline const std::vector<std::string_view> kRedisKeys = {
+      "name",          "host",       "port",   "user",       "password_file",
+      "password_env",  "db",         "labels", "interval",   "timeout",
+      "slow_interval", "collectors", "keys",   "scan_count", "scan_max_keys"};
+
+  void ParseKeyChecks(const YAML::Node& node, const std::string& path, TargetSettings& s) {
+    if (!node.IsSequence()) {
+      Error(node, path, "expected a list of {db, key} or {db, pattern}");
+      return;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      auto item_path = path + "[" + std::to_string(i) + "]";
+      const auto& item = node[i];
+      if (!CheckMap(item, item_path, {"db", "key", "pattern"})) continue;
+      RedisKeyCheck check;
+      if (item["db"])
+        if (auto v = Integer(item["db"], item_path + ".db", 0, 1023)) check.db = static_cast<int>(*v);
+      if (item["key"] && item["pattern"]) {
+        Error(item["pattern"], item_path + ".pattern", "give either key or pattern, not both");
+      } else if (item["key"]) {
+        if (auto v = String(item["key"], item_path + ".key")) check.key = *v;
+      } else if (item["pattern"]) {
+        if (auto v = String(item["pattern"], item_path + ".pattern")) check.key = *v;
+        check.pattern = true;
+      } else {
+        Error(item, item_path, "missing key or pattern");
+        continue;
+      }
+      s.redis_keys.push_back(std::move(check));
+    }
+  }
+
+  void ParseTarget(TargetKind kind, const YAML::Node& node, const std::string& path, const Defaults& d,
+                   Config& cfg) {
     TargetConfig t;
-    t.kind = TargetKind::kPostgres;
+    t.kind = kind;
     t.interval = d.interval;
     t.timeout = d.timeout;
     t.slow_interval = d.slow_interval;
-    if (!CheckMap(node, path,
-                  {"name", "host", "port", "database", "user", "password_file", "password_env", "sslmode",
-                   "labels", "interval", "timeout", "slow_interval", "collectors"}))
-      return;
+    const bool redis = kind == TargetKind::kRedis;
+    if (!CheckMap(node, path, redis ? kRedisKeys : kPgKeys)) return;
+    if (kind == TargetKind::kPgBouncer) {
+      // PgBouncer's admin console: the virtual database "pgbouncer", simple queries only.
+      t.pg.port = 6432;
+      t.pg.database = "pgbouncer";
+      t.pg.send_session_options = false;
+      t.pg.prepare_statements = false;
+    }
     if (!node["name"])
       Error(node, path, "missing required key \"name\"");
     else if (auto v = String(node["name"], path + ".name")) {
@@ -280,23 +328,29 @@ class Parser {
         if (other.name == *v) Error(node["name"], path + ".name", "duplicate target name \"" + *v + "\"");
       t.name = *v;
     }
+    std::string& host = redis ? t.redis.host : t.pg.host;
+    int& port = redis ? t.redis.port : t.pg.port;
+    std::string& user = redis ? t.redis.user : t.pg.user;
+    std::string& password_file = redis ? t.redis.password_file : t.pg.password_file;
+    std::string& password_env = redis ? t.redis.password_env : t.pg.password_env;
     if (node["host"])
-      if (auto v = String(node["host"], path + ".host")) t.pg.host = *v;
+      if (auto v = String(node["host"], path + ".host")) host = *v;
     if (node["port"])
-      if (auto v = Integer(node["port"], path + ".port", 1, 65535)) t.pg.port = static_cast<int>(*v);
-    if (node["database"])
-      if (auto v = String(node["database"], path + ".database")) t.pg.database = *v;
-    if (!node["user"])
+      if (auto v = Integer(node["port"], path + ".port", 1, 65535)) port = static_cast<int>(*v);
+    if (node["user"]) {
+      if (auto v = String(node["user"], path + ".user")) user = *v;
+    } else if (!redis) {
       Error(node, path, "missing required key \"user\"");
-    else if (auto v = String(node["user"], path + ".user"))
-      t.pg.user = *v;
+    }
     if (node["password_file"])
-      if (auto v = String(node["password_file"], path + ".password_file")) t.pg.password_file = *v;
+      if (auto v = String(node["password_file"], path + ".password_file")) password_file = *v;
     if (node["password_env"])
-      if (auto v = String(node["password_env"], path + ".password_env")) t.pg.password_env = *v;
+      if (auto v = String(node["password_env"], path + ".password_env")) password_env = *v;
     if (node["password_file"] && node["password_env"])
       Error(node["password_env"], path + ".password_env",
             "give either password_file or password_env, not both");
+    if (node["database"])
+      if (auto v = String(node["database"], path + ".database")) t.pg.database = *v;
     if (node["sslmode"]) {
       if (auto v = String(node["sslmode"], path + ".sslmode")) {
         static const std::set<std::string> kModes{"disable", "allow",     "prefer",
@@ -307,6 +361,15 @@ class Parser {
         t.pg.sslmode = *v;
       }
     }
+    if (node["db"])
+      if (auto v = Integer(node["db"], path + ".db", 0, 1023)) t.redis.db = static_cast<int>(*v);
+    if (node["keys"]) ParseKeyChecks(node["keys"], path + ".keys", t.settings);
+    if (node["scan_count"])
+      if (auto v = Integer(node["scan_count"], path + ".scan_count", 1, 100000))
+        t.settings.redis_scan_count = static_cast<int>(*v);
+    if (node["scan_max_keys"])
+      if (auto v = Integer(node["scan_max_keys"], path + ".scan_max_keys", 1, 10000000))
+        t.settings.redis_scan_max_keys = static_cast<int>(*v);
     if (node["labels"]) ParseLabels(node["labels"], path + ".labels", t.labels);
     if (node["interval"])
       if (auto v = Duration(node["interval"], path + ".interval")) t.interval = *v;
@@ -321,6 +384,7 @@ class Parser {
                     path + ".collectors", t);
     t.pg.statement_timeout = t.timeout;
     t.pg.lock_timeout = std::min(t.timeout, Millis(1000));
+    t.settings.redis_db = t.redis.db;
     cfg.targets.push_back(std::move(t));
   }
 
@@ -361,21 +425,23 @@ class Parser {
     if (!targets) {
       Error(root, "targets", "missing required key");
     } else if (CheckMap(targets, "targets", {"postgres", "pgbouncer", "redis", "certificates"})) {
-      if (const auto& pg = targets["postgres"]) {
-        if (!pg.IsSequence())
-          Error(pg, "targets.postgres", "expected a list of targets");
-        else
-          for (std::size_t i = 0; i < pg.size(); ++i)
-            ParsePostgres(pg[i], "targets.postgres[" + std::to_string(i) + "]", d, cfg);
-      }
-      for (auto kind : {"pgbouncer", "redis", "certificates"}) {
-        const auto& list = targets[kind];
+      static const std::pair<const char*, TargetKind> kKinds[] = {
+          {"postgres", TargetKind::kPostgres},
+          {"pgbouncer", TargetKind::kPgBouncer},
+          {"redis", TargetKind::kRedis},
+          {"certificates", TargetKind::kCertificates}};
+      for (const auto& [key, kind] : kKinds) {
+        const auto& list = targets[key];
+        const std::string path = std::string("targets.") + key;
         if (!list) continue;
-        if (!list.IsSequence())
-          Error(list, std::string("targets.") + kind, "expected a list of targets");
-        else if (list.size() > 0)
-          Error(list, std::string("targets.") + kind,
-                "this kind of target is not supported by this version yet");
+        if (!list.IsSequence()) {
+          Error(list, path, "expected a list of targets");
+        } else if (list.size() > 0 && !KindSupported(kind)) {
+          Error(list, path, "this kind of target is not supported by this version yet");
+        } else {
+          for (std::size_t i = 0; i < list.size(); ++i)
+            ParseTarget(kind, list[i], path + "[" + std::to_string(i) + "]", d, cfg);
+        }
       }
     }
     result.errors = errors_;

@@ -17,6 +17,18 @@ namespace runbook {
 
 using Millis = std::chrono::milliseconds;
 
+struct RedisConnParams {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string user;           // ACL user; empty: AUTH with the password only
+  std::string password_file;  // read at every connect
+  std::string password_env;
+  int db = 0;  // SELECTed after connecting
+  std::string client_name = "runbook_exporter";
+
+  bool operator==(const RedisConnParams&) const = default;
+};
+
 struct TargetConfig {
   TargetKind kind = TargetKind::kPostgres;
   std::string name;
@@ -25,7 +37,9 @@ struct TargetConfig {
   Millis timeout{10000};
   Millis slow_interval{300000};
   std::set<std::string> collectors;  // enabled collector names (defaults ± enable/disable)
-  PgConnParams pg;                   // postgres targets
+  PgConnParams pg;                   // postgres and pgbouncer targets
+  RedisConnParams redis;             // redis targets
+  TargetSettings settings;           // what collectors read (key checks, bounds)
 
   bool operator==(const TargetConfig&) const;
 };

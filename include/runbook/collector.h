@@ -15,6 +15,7 @@
 
 #include "runbook/metric_sink.h"
 #include "runbook/pg_session.h"
+#include "runbook/redis_session.h"
 #include "runbook/status.h"
 
 namespace runbook {
@@ -23,11 +24,33 @@ enum class TargetKind { kPostgres, kPgBouncer, kRedis, kCertificates };
 
 std::string_view KindName(TargetKind kind);  // "postgres", "pgbouncer", "redis", "certificates"
 
+// A Redis key check: one key, or a glob pattern expanded with SCAN (bounded per collection).
+struct RedisKeyCheck {
+  int db = 0;
+  std::string key;  // the key, or the pattern when `pattern`
+  bool pattern = false;
+
+  bool operator==(const RedisKeyCheck&) const = default;
+};
+
+// Per-target settings that collectors read; fields of other kinds stay at their defaults.
+struct TargetSettings {
+  std::vector<RedisKeyCheck> redis_keys;
+  int redis_scan_count = 100;      // COUNT hint of each SCAN call
+  int redis_scan_max_keys = 1000;  // keys examined per pattern per collection
+  int redis_db = 0;                // the database the session has SELECTed
+
+  bool operator==(const TargetSettings&) const = default;
+};
+
 // What a collector may use during one collection of one target.
 struct ScrapeContext {
-  std::string_view target;  // configured target name
-  Deadline deadline;        // the collection must return before this
-  PgSession* pg = nullptr;  // set for postgres and pgbouncer targets
+  std::string_view target;                             // configured target name
+  Deadline deadline;                                   // the collection must return before this
+  PgSession* pg = nullptr;                             // set for postgres and pgbouncer targets
+  RedisSession* redis = nullptr;                       // set for redis targets
+  const TargetSettings* settings = &kDefaultSettings;  // never null
+  static const TargetSettings kDefaultSettings;
 
   bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }
 };

@@ -135,3 +135,25 @@ TEST_CASE("the embedded default config is valid") {
   REQUIRE(r.config->targets.size() == 1);
   CHECK(r.config->targets[0].pg.port == 5432);
 }
+
+TEST_CASE("pgbouncer targets talk to the admin console with simple queries") {
+  auto r =
+      ParseConfig("targets:\n  pgbouncer:\n    - {name: b, user: pgb_stats, password_file: /f}\n", "c.yml");
+  REQUIRE_MESSAGE(r.config, Errors(r));
+  const auto& t = r.config->targets.at(0);
+  CHECK(t.kind == TargetKind::kPgBouncer);
+  CHECK(t.pg.port == 6432);
+  CHECK(t.pg.database == "pgbouncer");
+  CHECK_FALSE(t.pg.send_session_options);
+  CHECK_FALSE(t.pg.prepare_statements);
+  auto bad = ParseConfig("targets:\n  pgbouncer:\n    - {name: b, user: u, db: 3}\n", "c.yml");
+  REQUIRE_FALSE(bad.config);
+  CHECK(bad.errors.at(0).starts_with("c.yml:3:26: targets.pgbouncer[0].db: unknown key"));
+}
+
+TEST_CASE("target names are unique across kinds") {
+  auto r = ParseConfig(
+      "targets:\n  postgres:\n    - {name: x, user: u}\n  pgbouncer:\n    - {name: x, user: u}\n", "c.yml");
+  REQUIRE_FALSE(r.config);
+  CHECK(r.errors.at(0).starts_with("c.yml:5:14: targets.pgbouncer[0].name: duplicate target name"));
+}

@@ -1,0 +1,34 @@
+#pragma once
+// RedisSession: the seam between Redis collectors and hiredis. The real session keeps one
+// persistent connection per target (AUTH, SELECT and CLIENT SETNAME once per connection);
+// unit tests replay replies captured verbatim from real servers.
+//
+// Thread-safety: a session is used by one collection at a time; it is not synchronised.
+
+#include <string>
+#include <vector>
+
+#include "runbook/pg_session.h"  // Deadline
+#include "runbook/status.h"
+
+namespace runbook {
+
+struct RedisReply {
+  enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus, kError
+  long long integer = 0;
+  std::vector<RedisReply> elements;  // kArray
+};
+
+class RedisSession {
+ public:
+  virtual ~RedisSession() = default;
+  // Sends one command as an argument vector (never a format string built from configured text)
+  // and reads its reply before `deadline`. A server error reply is returned as a failed Status —
+  // kPermission for NOPERM, kQuery otherwise — with `out` holding the error reply; a network
+  // failure or timeout closes the connection.
+  virtual Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) = 0;
+};
+
+}  // namespace runbook
