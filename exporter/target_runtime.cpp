@@ -175,6 +175,7 @@ void TargetRuntime::Collect() {
   for (auto& slot : slots_) slot.report.ran = false;
   if (status.ok()) {
     ScrapeContext ctx{cfg_.name, deadline, nullptr};
+    ctx.settings = &cfg_.settings;
     conn_->Bind(ctx);
     for (auto& slot : slots_) {
       auto& rep = slot.report;

@@ -48,12 +48,14 @@ struct Script {
   Status result;
   std::chrono::milliseconds sleep{0};
   std::string value_label = "v";
+  std::atomic<std::size_t> seen_keys{0};
 };
 
 class ScriptedCollector final : public Collector {
  public:
   ScriptedCollector(Script& s, std::string name) : s_(s), name_(std::move(name)) {}
-  Status Update(ScrapeContext&, MetricSink& sink) override {
+  Status Update(ScrapeContext& ctx, MetricSink& sink) override {
+    s_.seen_keys = ctx.settings->redis_keys.size();
     int now = ++s_.running;
     int prev = s_.max_running.load();
     while (now > prev && !s_.max_running.compare_exchange_weak(prev, now)) {
@@ -263,4 +265,16 @@ TEST_CASE("scheduler keeps collecting every target through reloads during collec
   std::this_thread::sleep_for(50ms);
   CHECK(s.calls > calls);  // no target was left marked as running forever
   sched.Stop();
+}
+
+TEST_CASE("collectors see their target's settings") {
+  FakeWorld world;
+  Script s;
+  std::vector<CollectorInfo> registry{Info(s, "c", Tier::kFast)};
+  auto cfg = Target("t", {"c"});
+  cfg.settings.redis_keys = {{0, "queue", false}, {1, "jobs:*", true}};
+  TargetRuntime rt(
+      cfg, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  rt.Collect();
+  CHECK(s.seen_keys == 2);
 }
