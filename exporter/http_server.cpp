@@ -24,7 +24,8 @@ void Send(mg_connection* conn, int code, const char* content_type, const std::st
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
             code, mg_get_response_code_text(conn, code), content_type, body.size(), extra_headers);
-  mg_write(conn, body.data(), body.size());
+  if (std::strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0)
+    mg_write(conn, body.data(), body.size());
 }
 
 bool IsMethod(mg_connection* conn, const char* method) {

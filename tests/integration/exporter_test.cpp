@@ -120,6 +120,10 @@ TEST_CASE("metrics are gzipped when asked and the endpoints answer") {
   CHECK(page.body.find("<td>primary</td>") != std::string::npos);
   CHECK(page.body.find("class=\"up\">up") != std::string::npos);
   CHECK(Http("GET", exp.url("/nope")).status == 404);
+  auto head = Http("HEAD", exp.url("/metrics"));
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(std::stoul(head.headers["content-length"]) > 1000);
   CHECK(Http("GET", exp.url("/-/healthy")).status == 200);
 }
 

@@ -146,6 +146,7 @@ HttpResponse Http(const std::string& method, const std::string& url, const std::
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (method == "POST") curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+  if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
