@@ -167,6 +167,16 @@ std::string App::RenderMetrics() const {
   return ConcatenateRendered(sources);
 }
 
+std::optional<std::string> App::RenderProbe(std::string_view target) const {
+  for (const auto& t : scheduler_.Targets()) {
+    if (t->config().name != target) continue;
+    auto snap = t->Snapshot();
+    if (!snap) return std::string();  // configured, first collection still running
+    return ConcatenateRendered({&snap->rendered});
+  }
+  return std::nullopt;
+}
+
 std::string App::RenderLandingPage() const {
   auto targets = scheduler_.Targets();
   auto cfg = config();
@@ -193,7 +203,8 @@ std::string App::RenderLandingPage() const {
   for (const auto& t : targets) {
     const auto& c = t->config();
     auto s = t->Snapshot();
-    h << "<tr><td>" << HtmlEscape(c.name) << "</td><td>" << KindName(c.kind) << "</td>";
+    h << "<tr><td><a href=\"/probe?target=" << HtmlEscape(c.name) << "\">" << HtmlEscape(c.name)
+      << "</a></td><td>" << KindName(c.kind) << "</td>";
     if (!s) {
       h << "<td>pending</td><td>never</td><td>never</td><td></td><td></td></tr>";
       continue;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "config.h"
@@ -29,6 +30,11 @@ class App {
   ReloadResult Reload();
 
   std::string RenderMetrics() const;  // Prometheus text format 0.0.4
+  // One target's latest collection (Prometheus' multi-target pattern). Never collects on
+  // demand: the target is collected on its own schedule, so a probe costs the server nothing and
+  // two Prometheus servers probing the same target do not double its load. std::nullopt when no
+  // target has that name.
+  std::optional<std::string> RenderProbe(std::string_view target) const;
   std::string RenderLandingPage() const;
   bool Ready() const { return scheduler_.AllCollectedOnce(); }
   std::shared_ptr<const Config> config() const;

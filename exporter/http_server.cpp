@@ -37,22 +37,42 @@ bool AcceptsGzip(mg_connection* conn) {
   return ae && std::strstr(ae, "gzip");
 }
 
+void SendMetrics(mg_connection* conn, const std::string& body) {
+  const char* type = "text/plain; version=0.0.4; charset=utf-8";
+  if (AcceptsGzip(conn)) {
+    std::string gz = Gzip(body);
+    if (!gz.empty()) {
+      Send(conn, 200, type, gz, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+      return;
+    }
+  }
+  Send(conn, 200, type, body, "Vary: Accept-Encoding\r\n");
+}
+
 int HandleMetrics(mg_connection* conn, void* data) {
   auto* app = static_cast<App*>(data);
   if (!IsMethod(conn, "GET") && !IsMethod(conn, "HEAD")) {
     Send(conn, 405, "text/plain", "use GET\n", "Allow: GET, HEAD\r\n");
     return 405;
   }
-  std::string body = app->RenderMetrics();
-  const char* type = "text/plain; version=0.0.4; charset=utf-8";
-  if (AcceptsGzip(conn)) {
-    std::string gz = Gzip(body);
-    if (!gz.empty()) {
-      Send(conn, 200, type, gz, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
-      return 200;
-    }
+  SendMetrics(conn, app->RenderMetrics());
+  return 200;
+}
+
+int HandleProbe(mg_connection* conn, void* data) {
+  auto* app = static_cast<App*>(data);
+  const char* query = mg_get_request_info(conn)->query_string;
+  char target[256] = "";
+  if (!query || mg_get_var(query, std::strlen(query), "target", target, sizeof target) <= 0) {
+    Send(conn, 400, "text/plain", "missing ?target=NAME (a configured target name)\n");
+    return 400;
   }
-  Send(conn, 200, type, body, "Vary: Accept-Encoding\r\n");
+  auto body = app->RenderProbe(target);
+  if (!body) {
+    Send(conn, 404, "text/plain", std::string("no target named \"") + target + "\" is configured\n");
+    return 404;
+  }
+  SendMetrics(conn, *body);
   return 200;
 }
 
@@ -126,6 +146,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& liste
     return nullptr;
   }
   mg_set_request_handler(server->ctx_, "/metrics$", HandleMetrics, &app);
+  mg_set_request_handler(server->ctx_, "/probe$", HandleProbe, &app);
   mg_set_request_handler(server->ctx_, "/-/healthy$", HandleHealthy, &app);
   mg_set_request_handler(server->ctx_, "/-/ready$", HandleReady, &app);
   mg_set_request_handler(server->ctx_, "/-/reload$", HandleReload, &app);

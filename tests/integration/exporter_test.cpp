@@ -117,7 +117,7 @@ TEST_CASE("metrics are gzipped when asked and the endpoints answer") {
   CHECK(plain.headers.count("content-encoding") == 0);
   auto page = Http("GET", exp.url("/"));
   CHECK(page.status == 200);
-  CHECK(page.body.find("<td>primary</td>") != std::string::npos);
+  CHECK(page.body.find("<a href=\"/probe?target=primary\">primary</a>") != std::string::npos);
   CHECK(page.body.find("class=\"up\">up") != std::string::npos);
   CHECK(Http("GET", exp.url("/nope")).status == 404);
   auto head = Http("HEAD", exp.url("/metrics"));
@@ -178,4 +178,23 @@ TEST_CASE("json logs are one object per line and bad log flags are refused") {
   auto [frc, fout] = Run(ExporterBinary() + " --check-config --log.format xml");
   CHECK(frc == 2);
   CHECK(fout.find("--log.format must be text or json") != std::string::npos);
+}
+
+TEST_CASE("probe serves one target's latest collection and names unknown targets") {
+  Exporter exp(OneTarget("first") + PgTarget("second", Stack::Get().Port("PG_REPLICA_PORT")));
+  exp.WaitFor([](const Scrape& m) { return m.Value("pg_up", {{"target", "second"}}) == 1; }, 10s);
+  auto r = Http("GET", exp.url("/probe?target=second"));
+  CHECK(r.status == 200);
+  auto samples = ParseExposition(r.body);
+  CHECK(samples.count("pg_up{target=\"second\"}") == 1);
+  for (const auto& [series, v] : samples)
+    CHECK_MESSAGE(series.find("target=\"first\"") == std::string::npos, series);
+  auto collections = samples["runbook_exporter_collections_total{target=\"second\"}"];
+  auto again = ParseExposition(Http("GET", exp.url("/probe?target=second")).body);
+  // Probing does not collect: back-to-back probes see the same collection.
+  CHECK(again["runbook_exporter_collections_total{target=\"second\"}"] <= collections + 1);
+  auto unknown = Http("GET", exp.url("/probe?target=nope"));
+  CHECK(unknown.status == 404);
+  CHECK(unknown.body.find("no target named \"nope\"") != std::string::npos);
+  CHECK(Http("GET", exp.url("/probe")).status == 400);
 }
