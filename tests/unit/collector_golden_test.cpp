@@ -56,6 +56,10 @@ TEST_CASE("golden exposition of every postgres collector on every fixture") {
   CheckKind(TargetKind::kPostgres);
 }
 
+TEST_CASE("golden exposition of every pgbouncer collector on every fixture") {
+  CheckKind(TargetKind::kPgBouncer);
+}
+
 TEST_CASE("collector names are unique per kind and documented") {
   for (const auto& info : RegisteredCollectors()) {
     INFO(info.name);
