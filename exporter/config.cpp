@@ -100,7 +100,7 @@ namespace {
 
 // Kinds whose connection and collectors exist; the others are accepted only as empty lists.
 bool KindSupported(TargetKind kind) {
-  return kind == TargetKind::kPostgres || kind == TargetKind::kPgBouncer;
+  return kind == TargetKind::kPostgres || kind == TargetKind::kPgBouncer || kind == TargetKind::kRedis;
 }
 
 const char* kEmbeddedDefault = R"(# Embedded default: local servers on their standard ports.

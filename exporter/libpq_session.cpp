@@ -1,4 +1,5 @@
 #include "libpq_session.h"
+#include "secrets.h"
 
 #include <poll.h>
 
@@ -26,27 +27,6 @@ std::string Trim(std::string s) {
 bool IsNumericAddress(const std::string& host) {
   return !host.empty() &&
          (host.find_first_not_of("0123456789.") == std::string::npos || host.find(':') != std::string::npos);
-}
-
-Status ReadPassword(const PgConnParams& p, std::string& out) {
-  if (!p.password_file.empty()) {
-    std::ifstream in(p.password_file, std::ios::binary);
-    if (!in)
-      return Status::Error(ErrorReason::kAuth,
-                           "cannot read password_file " + p.password_file + ": " + std::strerror(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    out = ss.str();
-    // One trailing newline is an editor artefact, not part of the password.
-    if (!out.empty() && out.back() == '\n') out.pop_back();
-    if (!out.empty() && out.back() == '\r') out.pop_back();
-  } else if (!p.password_env.empty()) {
-    const char* v = std::getenv(p.password_env.c_str());
-    if (!v)
-      return Status::Error(ErrorReason::kAuth, "environment variable " + p.password_env + " is not set");
-    out = v;
-  }
-  return Status::Ok();
 }
 
 long RemainingMs(Deadline deadline) {
@@ -116,7 +96,7 @@ Status LibpqSession::Wait(bool for_write, Deadline deadline, std::string_view wh
 Status LibpqSession::Connect(Deadline deadline) {
   if (conn_) return Status::Ok();
   std::string password;
-  if (auto st = ReadPassword(params_, password); !st.ok()) return st;
+  if (auto st = ReadPassword(params_.password_file, params_.password_env, password); !st.ok()) return st;
 
   long ms = RemainingMs(deadline);
   if (ms == 0) return Status::Error(ErrorReason::kTimeout, "connect: no time left");

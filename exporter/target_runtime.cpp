@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "libpq_session.h"
+#include "redis_session.h"
 
 namespace runbook {
 
@@ -91,7 +92,9 @@ bool IsConnectionLevel(ErrorReason r) {
 
 std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg) {
   switch (cfg.kind) {
-    case TargetKind::kPostgres: return std::make_unique<PgConnection>(cfg.pg);
+    case TargetKind::kPostgres:
+    case TargetKind::kPgBouncer: return std::make_unique<PgConnection>(cfg.pg);
+    case TargetKind::kRedis: return MakeRedisConnection(cfg);
     default: return nullptr;
   }
 }

@@ -300,6 +300,41 @@ std::string Exporter::Log() const {
   return ReadAll(log_);
 }
 
+Frozen::Frozen(std::vector<int> pids) : pids_(std::move(pids)) {
+  for (int p : pids_) kill(p, SIGSTOP);
+}
+
+Frozen::~Frozen() {
+  for (int p : pids_) kill(p, SIGCONT);
+}
+
+void CheckFreezeCutAtDeadline(const Exporter& exp, const std::string& up_metric, const std::string& target,
+                              std::vector<int> pids, const std::vector<std::string>& still_up) {
+  const std::map<std::string, std::string> labels{{"target", target}};
+  auto up = exp.WaitFor([&](const Scrape& m) { return m.Value(up_metric, labels) == 1; }, 10s);
+  REQUIRE_MESSAGE(up.Value(up_metric, labels) == 1, target << " never came up");
+  {
+    Frozen frozen(std::move(pids));
+    double slowest = 0;
+    auto m = exp.WaitFor(
+        [&](const Scrape& m) {
+          slowest = std::max(slowest, m.duration_s);
+          return m.Value(up_metric, labels) == 0;
+        },
+        10s);
+    CHECK(m.Value(up_metric, labels) == 0);
+    CHECK(m.Value("runbook_exporter_target_error", {{"target", target}, {"reason", "timeout"}}) == 1);
+    // The collection ended at its 800 ms deadline instead of waiting for the server.
+    CHECK(m.Value("runbook_exporter_collection_duration_seconds", labels) < 1.5);
+    for (const auto& other : still_up) CHECK_MESSAGE(m.Value("pg_up", {{"target", other}}) == 1, other);
+    for (int i = 0; i < 5; ++i) slowest = std::max(slowest, exp.Metrics().duration_s);
+    // Not a benchmark: a hanging exporter would take until the freeze ends.
+    CHECK(slowest < 2.0);
+  }
+  auto back = exp.WaitFor([&](const Scrape& m) { return m.Value(up_metric, labels) == 1; }, 20s);
+  CHECK(back.Value(up_metric, labels) == 1);
+}
+
 Pg::Pg(int port, const std::string& user, const std::string& password_key, const std::string& database) {
   auto& s = Stack::Get();
   std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user +

@@ -80,6 +80,26 @@ std::string ExporterBinary();
 std::pair<int, std::string> Run(const std::string& command);
 int FreePort();
 
+// Stops processes with SIGSTOP and resumes them with SIGCONT when destroyed, even when a check
+// between fails.
+class Frozen {
+ public:
+  explicit Frozen(std::vector<int> pids);
+  ~Frozen();
+  Frozen(const Frozen&) = delete;
+  Frozen& operator=(const Frozen&) = delete;
+
+ private:
+  std::vector<int> pids_;
+};
+
+// Freezes `pids` (a server and its children) while `exp` collects `target` with an 800 ms
+// timeout, and checks: `up_metric` goes to 0 with reason timeout, the collection ends near its
+// deadline, /metrics keeps answering at once, `still_up` targets stay up; after the freeze the
+// target comes back by itself.
+void CheckFreezeCutAtDeadline(const Exporter& exp, const std::string& up_metric, const std::string& target,
+                              std::vector<int> pids, const std::vector<std::string>& still_up = {});
+
 // A postgres target block for the exporter config.
 std::string PgTarget(const std::string& name, int port, const std::string& extra = "");
 

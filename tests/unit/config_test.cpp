@@ -1,6 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "config.h"
+#include "secrets.h"
+#include "target_runtime.h"
 
 using namespace runbook;
 
@@ -113,8 +118,8 @@ TEST_CASE("each kind of bad config names file line column and field") {
        "bad.yml:5:16: targets.postgres[0].labels.target: label name is reserved"},
       {"targets:\n  postgres:\n    - name: a\n      user: u\n      sslmode: maybe\n",
        "bad.yml:5:16: targets.postgres[0].sslmode: expected one of"},
-      {"targets:\n  redis:\n    - name: r\n",
-       "bad.yml:3:5: targets.redis: this kind of target is not supported"},
+      {"targets:\n  redis:\n    - name: r\n      keys:\n        - {db: 1}\n",
+       "bad.yml:5:11: targets.redis[0].keys[0]: missing key or pattern"},
       {"targets: [\n", "bad.yml:2:1: invalid YAML"},
       {"", "bad.yml: the file is empty"},
       {"tragets: {}\n", "bad.yml:1:1: tragets: unknown key"},
@@ -156,4 +161,33 @@ TEST_CASE("target names are unique across kinds") {
       "targets:\n  postgres:\n    - {name: x, user: u}\n  pgbouncer:\n    - {name: x, user: u}\n", "c.yml");
   REQUIRE_FALSE(r.config);
   CHECK(r.errors.at(0).starts_with("c.yml:5:14: targets.pgbouncer[0].name: duplicate target name"));
+}
+
+TEST_CASE("every kind of target the config accepts gets a connection") {
+  auto r = ParseConfig(
+      "targets:\n  postgres:\n    - {name: p, user: u}\n  pgbouncer:\n    - {name: b, user: u}\n"
+      "  redis:\n    - {name: r}\n",
+      "c.yml");
+  REQUIRE_MESSAGE(r.config, Errors(r));
+  REQUIRE(r.config->targets.size() == 3);
+  for (const auto& t : r.config->targets) {
+    INFO(t.name);
+    CHECK(MakeConnection(t) != nullptr);
+  }
+}
+
+TEST_CASE("passwords come from a file without its trailing newline or from the environment") {
+  auto path = std::filesystem::temp_directory_path() / "runbook-secret-test.pw";
+  std::ofstream(path) << "s3cret\n";
+  std::string pw;
+  CHECK(ReadPassword(path.string(), "", pw).ok());
+  CHECK(pw == "s3cret");
+  setenv("RUNBOOK_TEST_PW", "from-env", 1);
+  CHECK(ReadPassword("", "RUNBOOK_TEST_PW", pw).ok());
+  CHECK(pw == "from-env");
+  auto missing = ReadPassword("/nonexistent/pw", "", pw);
+  CHECK(missing.reason == ErrorReason::kAuth);
+  CHECK(missing.message.find("/nonexistent/pw") != std::string::npos);
+  CHECK(ReadPassword("", "RUNBOOK_TEST_UNSET_PW", pw).reason == ErrorReason::kAuth);
+  std::filesystem::remove(path);
 }

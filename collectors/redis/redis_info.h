@@ -1,0 +1,32 @@
+#pragma once
+// INFO parsing shared by the Redis collectors and their unit tests. Pure functions.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runbook/metric_sink.h"
+
+namespace runbook::redis {
+
+// "# Section" headers and "field:value" lines (CRLF or LF). Section names are lower-cased;
+// fields keep their case (errorstat_ERR). Lines without ':' and empty sections are skipped.
+struct RedisInfo {
+  std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>> sections;
+  const std::string* Find(std::string_view section, std::string_view field) const;
+};
+RedisInfo ParseRedisInfo(std::string_view text);
+
+// "keys=6,expires=1,avg_ttl=3599796" → {keys: 6, ...}, in order.
+std::vector<std::pair<std::string, std::string>> ParseInfoPairs(std::string_view text);
+
+// A whole value as a number ("0.65", "-1", "12"); nullopt for "ok", "1.19M", "100.15%", "".
+std::optional<double> ParseNumber(std::string_view text);
+
+// Writes the families of the `info` collector. At most `max_commands` commands (by calls)
+// get commandstats series.
+void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands = 200);
+
+}  // namespace runbook::redis

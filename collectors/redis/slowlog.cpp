@@ -1,0 +1,57 @@
+// Slow log: its length and its newest entry (SLOWLOG LEN, SLOWLOG GET 1). Managed services that
+// disable SLOWLOG make this collector fail with the server's reason; the others still run.
+#include "runbook/collector.h"
+
+namespace runbook::redis {
+namespace {
+
+const MetricDesc kLength{"redis_slowlog_length", MetricKind::kGauge, "Entries in the slow log.", {}};
+const MetricDesc kLastId{"redis_slowlog_last_id",
+                         MetricKind::kGauge,
+                         "ID of the newest slow log entry (0 when the log is empty).",
+                         {}};
+const MetricDesc kLastDuration{"redis_last_slow_execution_duration_seconds",
+                               MetricKind::kGauge,
+                               "Execution time of the newest slow log entry (0 when the log is empty).",
+                               {}};
+
+class SlowlogCollector final : public Collector {
+ public:
+  Status Update(ScrapeContext& ctx, MetricSink& sink) override {
+    RedisReply len;
+    if (auto st = ctx.redis->Command({"SLOWLOG", "LEN"}, ctx.deadline, len); !st.ok()) return st;
+    if (len.type != RedisReply::Type::kInteger)
+      return Status::Error(ErrorReason::kProtocol, "SLOWLOG LEN: expected an integer");
+    RedisReply last;
+    if (auto st = ctx.redis->Command({"SLOWLOG", "GET", "1"}, ctx.deadline, last); !st.ok()) return st;
+    if (last.type != RedisReply::Type::kArray)
+      return Status::Error(ErrorReason::kProtocol, "SLOWLOG GET: expected an array");
+    double id = 0, duration = 0;
+    // An entry: [id, unix time, duration in microseconds, [args...], client address, client name].
+    if (!last.elements.empty()) {
+      const auto& e = last.elements[0];
+      if (e.type != RedisReply::Type::kArray || e.elements.size() < 3 ||
+          e.elements[0].type != RedisReply::Type::kInteger ||
+          e.elements[2].type != RedisReply::Type::kInteger)
+        return Status::Error(ErrorReason::kProtocol, "SLOWLOG GET: unexpected entry");
+      id = static_cast<double>(e.elements[0].integer);
+      duration = static_cast<double>(e.elements[2].integer) / 1e6;
+    }
+    sink.Add(kLength, {}, static_cast<double>(len.integer));
+    sink.Add(kLastId, {}, id);
+    sink.Add(kLastDuration, {}, duration);
+    return Status::Ok();
+  }
+};
+
+const CollectorRegistration kRegistration{{
+    .name = "slowlog",
+    .kind = TargetKind::kRedis,
+    .enabled_by_default = true,
+    .tier = Tier::kFast,
+    .help = "Slow log length, newest entry id and its execution time (SLOWLOG LEN, SLOWLOG GET 1).",
+    .factory = [] { return std::make_unique<SlowlogCollector>(); },
+}};
+
+}  // namespace
+}  // namespace runbook::redis

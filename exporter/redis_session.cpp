@@ -1,0 +1,203 @@
+#include "redis_session.h"
+#include "secrets.h"
+
+#include <strings.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace runbook {
+
+namespace {
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+long long RemainingUs(Deadline deadline) {
+  auto left =
+      std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
+  return left.count() < 0 ? 0 : left.count();
+}
+
+timeval ToTimeval(long long us) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(us / 1000000);
+  tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
+  return tv;
+}
+
+// Names a command in messages without its arguments (AUTH carries the password; keys are data).
+std::string CommandName(const std::vector<std::string>& argv) {
+  if (argv.empty()) return "(empty command)";
+  std::string name = argv[0];
+  static const char* kContainers[] = {"INFO", "SLOWLOG", "LATENCY", "CLIENT", "CONFIG", "MEMORY", "XINFO"};
+  if (argv.size() > 1)
+    for (const char* c : kContainers)
+      if (strcasecmp(name.c_str(), c) == 0) name += " " + argv[1];
+  return name;
+}
+
+// hiredis reports a socket timeout as an I/O error with EAGAIN ("Resource temporarily
+// unavailable"), a connect timeout as ETIMEDOUT.
+ErrorReason ClassifyIoError(const redisContext* c, int saved_errno) {
+  std::string_view msg = c->errstr;
+  if (c->err == REDIS_ERR_IO &&
+      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
+       saved_errno == EINPROGRESS || Contains(msg, "temporarily unavailable") || Contains(msg, "timed out")))
+    return ErrorReason::kTimeout;
+  if (c->err == REDIS_ERR_PROTOCOL) return ErrorReason::kProtocol;
+  return ErrorReason::kNetwork;
+}
+
+class RedisConnection final : public TargetConnection {
+ public:
+  explicit RedisConnection(const RedisConnParams& p) : session_(p) {}
+  Status Connect(Deadline d) override { return session_.Connect(d); }
+  bool connected() const override { return session_.connected(); }
+  void Disconnect() override { session_.Disconnect(); }
+  void Bind(ScrapeContext& ctx) override { ctx.redis = &session_; }
+
+ private:
+  HiredisSession session_;
+};
+
+}  // namespace
+
+ErrorReason ClassifyRedisError(std::string_view e) {
+  if (e.starts_with("WRONGPASS") || e.starts_with("NOAUTH") || Contains(e, "invalid password") ||
+      Contains(e, "invalid username-password"))
+    return ErrorReason::kAuth;
+  if (e.starts_with("NOPERM")) return ErrorReason::kPermission;
+  return ErrorReason::kQuery;
+}
+
+RedisReply ConvertReply(const redisReply* r) {
+  RedisReply out;
+  if (!r) return out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, static_cast<std::size_t>(r->len));
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, static_cast<std::size_t>(r->len));
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, static_cast<std::size_t>(r->len));
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(ConvertReply(r->element[i]));
+      break;
+    default: out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+HiredisSession::HiredisSession(RedisConnParams params) : params_(std::move(params)) {}
+
+HiredisSession::~HiredisSession() {
+  Disconnect();
+}
+
+void HiredisSession::Disconnect() {
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+}
+
+Status HiredisSession::Fail(ErrorReason reason, std::string message) {
+  Disconnect();
+  return Status::Error(reason, std::move(message));
+}
+
+Status HiredisSession::Connect(Deadline deadline) {
+  if (ctx_) return Status::Ok();
+  std::string password;
+  if (auto st = ReadPassword(params_.password_file, params_.password_env, password); !st.ok()) return st;
+  long long us = RemainingUs(deadline);
+  if (us < 1000) return Status::Error(ErrorReason::kTimeout, "connect: no time left");
+  redisContext* c = redisConnectWithTimeout(params_.host.c_str(), params_.port, ToTimeval(us));
+  if (!c) return Status::Error(ErrorReason::kNetwork, "connect: out of memory");
+  if (c->err) {
+    int saved_errno = errno;
+    Status st = Status::Error(ClassifyIoError(c, saved_errno), std::string("connect: ") + c->errstr);
+    redisFree(c);
+    return st;
+  }
+  ctx_ = c;
+  RedisReply reply;
+  if (!password.empty()) {
+    std::vector<std::string> argv{"AUTH"};
+    if (!params_.user.empty()) argv.push_back(params_.user);
+    argv.push_back(std::move(password));
+    if (auto st = Command(argv, deadline, reply); !st.ok()) {
+      // "ERR AUTH <password> called without any password configured" is a configuration
+      // mismatch of the same kind as a wrong password.
+      if (st.reason == ErrorReason::kQuery) st.reason = ErrorReason::kAuth;
+      return Fail(st.reason, st.message);
+    }
+  }
+  if (params_.db != 0) {
+    if (auto st = Command({"SELECT", std::to_string(params_.db)}, deadline, reply); !st.ok())
+      return Fail(st.reason, st.message);
+  }
+  if (!params_.client_name.empty()) {
+    // A server that refuses CLIENT SETNAME (ACL, proxy) is still monitored.
+    auto st = Command({"CLIENT", "SETNAME", params_.client_name}, deadline, reply);
+    if (!st.ok() && !ctx_) return st;
+  }
+  return Status::Ok();
+}
+
+Status HiredisSession::Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
+  out = {};
+  if (!ctx_) return Status::Error(ErrorReason::kNetwork, "not connected");
+  if (argv.empty()) return Status::Error(ErrorReason::kQuery, "empty command");
+  const std::string name = CommandName(argv);
+  long long us = RemainingUs(deadline);
+  // A zero timeval would mean "wait forever".
+  if (us < 1000) return Fail(ErrorReason::kTimeout, name + ": deadline exceeded");
+  if (redisSetTimeout(ctx_, ToTimeval(us)) != REDIS_OK)
+    return Fail(ErrorReason::kNetwork, name + ": cannot set the socket timeout");
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  args.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  errno = 0;
+  auto* raw = static_cast<redisReply*>(
+      redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
+  if (!raw) {
+    int saved_errno = errno;
+    ErrorReason reason = ClassifyIoError(ctx_, saved_errno);
+    std::string msg = name + ": " + (reason == ErrorReason::kTimeout ? "deadline exceeded" : ctx_->errstr);
+    return Fail(reason, msg);
+  }
+  out = ConvertReply(raw);
+  freeReplyObject(raw);
+  if (out.type == RedisReply::Type::kError)
+    return Status::Error(ClassifyRedisError(out.str), name + ": " + out.str);
+  return Status::Ok();
+}
+
+std::unique_ptr<TargetConnection> MakeRedisConnection(const TargetConfig& cfg) {
+  return std::make_unique<RedisConnection>(cfg.redis);
+}
+
+}  // namespace runbook

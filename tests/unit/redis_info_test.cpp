@@ -1,0 +1,117 @@
+// INFO parsing and its mapping to redis_exporter's names, on the captured Redis 7.0 fixture and
+// the derived Dragonfly and Valkey ones.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "../../collectors/redis/redis_info.h"
+#include "pg_fixture.h"
+#include "redis_fixture.h"
+
+using namespace runbook;
+using runbook::redis::ParseNumber;
+using runbook::redis::ParseRedisInfo;
+
+namespace {
+
+std::string Info(const std::string& dir) {
+  return testing::ReadFile(testing::TestsDir() / "fixtures" / "redis" / dir / "info.txt");
+}
+
+// "name{labels}" → value, from the exposition of the info families.
+std::string Published(const std::string& info_text, std::size_t max_commands = 200) {
+  MetricSink sink(Labels{{"target", "t"}});
+  redis::PublishRedisInfo(ParseRedisInfo(info_text), sink, max_commands);
+  for (const auto& e : sink.errors()) FAIL_CHECK(e);
+  return testing::Exposition(sink.Take());
+}
+
+bool HasLine(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("redis INFO is parsed by section with CRLF lines") {
+  auto info = ParseRedisInfo(
+      "# Server\r\nredis_version:7.0.15\r\nos:Linux 6.1 x86_64\r\n\r\n# Keyspace\r\n"
+      "db0:keys=6,expires=1,avg_ttl=3599796\r\nnot a field\r\n# Empty\r\n");
+  REQUIRE(info.Find("server", "redis_version"));
+  CHECK(*info.Find("server", "redis_version") == "7.0.15");
+  CHECK(*info.Find("server", "os") == "Linux 6.1 x86_64");  // the value keeps its colons and spaces
+  CHECK(*info.Find("keyspace", "db0") == "keys=6,expires=1,avg_ttl=3599796");
+  CHECK_FALSE(info.Find("server", "missing"));
+  auto pairs = redis::ParseInfoPairs("keys=6,expires=1,avg_ttl=3599796");
+  REQUIRE(pairs.size() == 3);
+  CHECK(pairs[2] == std::pair<std::string, std::string>{"avg_ttl", "3599796"});
+}
+
+TEST_CASE("redis INFO numbers are whole decimal values") {
+  CHECK(ParseNumber("12") == 12);
+  CHECK(ParseNumber("-1") == -1);
+  CHECK(ParseNumber("0.65") == doctest::Approx(0.65));
+  CHECK_FALSE(ParseNumber("ok"));
+  CHECK_FALSE(ParseNumber("1.19M"));
+  CHECK_FALSE(ParseNumber("100.15%"));
+  CHECK_FALSE(ParseNumber(""));
+  CHECK_FALSE(ParseNumber("0x10"));
+  CHECK_FALSE(ParseNumber("inf"));
+}
+
+TEST_CASE("redis Redis 7.0 INFO maps to redis_exporter's names in base units") {
+  std::string m = Published(Info("7.0/default"));
+  // connected_clients:2
+  CHECK(HasLine(m, "redis_connected_clients{target=\"t\"} 2"));
+  // used_memory:1616728
+  CHECK(HasLine(m, "redis_memory_used_bytes{target=\"t\"} 1616728"));
+  // rdb_last_bgsave_status:ok
+  CHECK(HasLine(m, "redis_rdb_last_bgsave_status{target=\"t\"} 1"));
+  // total_connections_received:27, a counter
+  CHECK(HasLine(m, "redis_connections_received_total{target=\"t\"} 27"));
+  CHECK(m.find("# TYPE redis_connections_received_total counter") != std::string::npos);
+  // db0:keys=8,expires=1,avg_ttl=3180550 (milliseconds)
+  CHECK(HasLine(m, "redis_db_keys{db=\"db0\",target=\"t\"} 8"));
+  CHECK(HasLine(m, "redis_db_keys_expiring{db=\"db0\",target=\"t\"} 1"));
+  CHECK(HasLine(m, "redis_db_avg_ttl_seconds{db=\"db0\",target=\"t\"} 3180.55"));
+  // errorstat_WRONGTYPE:count=1
+  CHECK(HasLine(m, "redis_errors_total{err=\"WRONGTYPE\",target=\"t\"} 1"));
+  // cmdstat_llen:calls=325,usec=288,...
+  CHECK(HasLine(m, "redis_commands_total{cmd=\"llen\",target=\"t\"} 325"));
+  CHECK(HasLine(m, "redis_commands_duration_seconds_total{cmd=\"llen\",target=\"t\"} 0.000288"));
+  // Strings and *_human fields are not numbers and give no family.
+  CHECK(m.find("used_memory_human") == std::string::npos);
+  CHECK(m.find("redis_run_id") == std::string::npos);
+  CHECK(m.find("run_id=") == std::string::npos);  // no churning label
+}
+
+TEST_CASE("redis commandstats are bounded to the most called commands") {
+  std::string m = Published(Info("7.0/default"), 2);
+  CHECK(HasLine(m, "redis_commands_total{cmd=\"type\",target=\"t\"} 1146"));
+  CHECK(HasLine(m, "redis_commands_total{cmd=\"llen\",target=\"t\"} 325"));
+  CHECK(m.find("redis_commands_total{cmd=\"info\"") == std::string::npos);
+}
+
+TEST_CASE("redis a failed status field reads 0 and Valkey's server_mode is the mode") {
+  std::string m = Published(Info("valkey-8.0/derived"));
+  CHECK(HasLine(m, "redis_rdb_last_bgsave_status{target=\"t\"} 0"));  // rdb_last_bgsave_status:err
+  CHECK(m.find("redis_mode=\"standalone\",redis_version=\"7.2.4\"") != std::string::npos);
+  CHECK(HasLine(m, "redis_db_keys{db=\"db3\",target=\"t\"} 10"));  // subexpiry= is ignored
+  CHECK(HasLine(m, "redis_latest_fork_seconds{target=\"t\"} 0.00035"));
+}
+
+TEST_CASE("redis Dragonfly INFO parses without made-up values") {
+  std::string m = Published(Info("dragonfly-1.x/derived"));
+  CHECK(HasLine(m, "redis_memory_used_bytes{target=\"t\"} 2279808"));
+  CHECK(HasLine(m, "redis_db_keys{db=\"db0\",target=\"t\"} 3"));
+  CHECK(m.find("redis_db_avg_ttl_seconds") == std::string::npos);          // avg_ttl=-1
+  CHECK(m.find("redis_rejected_connections_total") == std::string::npos);  // rejected_connections:-1
+  CHECK(m.find("redis_instantaneous_input_bytes_per_second") == std::string::npos);
+  CHECK(m.find("redis_errors_total") == std::string::npos);  // no errorstat_ prefix
+}
+
+TEST_CASE("redis a numeric field that is not a number is a data error and no crash") {
+  MetricSink sink;
+  redis::PublishRedisInfo(ParseRedisInfo("# Clients\r\nconnected_clients:many\r\n"), sink);
+  REQUIRE(sink.errors().size() == 1);
+  CHECK(sink.size() == 0);
+}
