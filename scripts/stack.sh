@@ -413,8 +413,22 @@ targets:
       password_file: $PG_EXPORTER_PASSWORD_FILE
       sslmode: disable
       labels: {role: replica}
-  pgbouncer: []
-  redis: []
+  pgbouncer:
+    - name: pgbouncer
+      host: $PGBOUNCER_HOST
+      port: $PGBOUNCER_PORT
+      user: $PGBOUNCER_STATS_USER
+      password_file: $PGBOUNCER_STATS_PASSWORD_FILE
+      sslmode: disable
+  redis:
+    - name: redis
+      host: $REDIS_HOST
+      port: $REDIS_PORT
+      user: $REDIS_EXPORTER_USER
+      password_file: $REDIS_EXPORTER_PASSWORD_FILE
+      keys:                       # the runbooks' queue depths
+        - {db: 0, key: "axiomdb:commands"}
+        - {db: 0, key: "action_jobs"}
   certificates: []
 EOF
   mv -f "$tmp" "$out"
