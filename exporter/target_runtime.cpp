@@ -194,6 +194,13 @@ void TargetRuntime::Collect() {
                       : slot.collector->Update(ctx, sink);
       rep.ran = true;
       rep.duration_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+      // A collector failing on its own (a refused command, a missing privilege) is logged when
+      // its failure starts or changes and when it recovers, not every cycle.
+      if (!st.ok() && !IsConnectionLevel(st.reason) && st.message != rep.error)
+        spdlog::warn("target {}: collector {} failed: reason={} {}", cfg_.name, slot.info->name,
+                     ReasonName(st.reason), st.message);
+      if (st.ok() && !rep.success && !rep.error.empty())
+        spdlog::info("target {}: collector {} succeeds again", cfg_.name, slot.info->name);
       rep.success = st.ok();
       rep.error = st.message;
       for (const auto& e : sink.errors()) snap->data_errors.push_back(slot.info->name + ": " + e);

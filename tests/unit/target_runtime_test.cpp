@@ -1,7 +1,11 @@
 // TargetRuntime and Scheduler on fake connections and fake collectors.
 #include <doctest/doctest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
+#include <sstream>
 #include <thread>
 
 #include "pg_fixture.h"
@@ -277,4 +281,31 @@ TEST_CASE("collectors see their target's settings") {
       cfg, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
   rt.Collect();
   CHECK(s.seen_keys == 2);
+}
+
+TEST_CASE("a collector that keeps failing is logged once and its recovery once") {
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  FakeWorld world;
+  Script s;
+  s.result = Status::Error(ErrorReason::kPermission, "NOPERM this user has no permissions to run 'slowlog'");
+  std::vector<CollectorInfo> registry{Info(s, "slowlog", Tier::kFast)};
+  TargetRuntime rt(
+      Target("t", {"slowlog"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+      registry);
+  for (int i = 0; i < 4; ++i) rt.Collect();
+  s.result = Status::Ok();
+  for (int i = 0; i < 3; ++i) rt.Collect();
+  spdlog::set_default_logger(previous);
+  auto text = log.str();
+  auto count = [&](const std::string& needle) {
+    int n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+    return n;
+  };
+  CHECK(count("collector slowlog failed: reason=permission NOPERM") == 1);
+  CHECK(count("collector slowlog succeeds again") == 1);
+  CHECK(Contains(Text(rt), "runbook_exporter_collector_success{collector=\"slowlog\",target=\"t\"} 1"));
 }
