@@ -18,6 +18,8 @@ umask 022
 
 ROOT=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/../.." && pwd)
 STACK_SH=$ROOT/scripts/stack.sh
+# shellcheck source=lib.sh
+source "$ROOT/tests/bench/lib.sh"
 EXPORTER=${EXPORTER:-$ROOT/build/runbook_exporter}
 PEER_EXPORTER=${PEER_EXPORTER:-/usr/bin/prometheus-postgres-exporter}
 SCRAPES=${SCRAPES:-200}
@@ -31,9 +33,6 @@ KEEP=${KEEP:-0}
 REPORT=${REPORT:-}
 TARGET=primary      # our target name (label target="primary")
 PEER_ROLE=peer_exporter
-
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 [[ $SCRAPES =~ ^[0-9]+$ ]] && ((SCRAPES >= 20)) || die "SCRAPES must be a number >= 20"
 [[ $WINDOW_SECONDS =~ ^[0-9]+$ ]] && ((WINDOW_SECONDS >= 5)) || die "WINDOW_SECONDS must be a number >= 5"
@@ -107,67 +106,7 @@ nap() {
   SLEEP_PID=""
 }
 
-pick_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((30000 + RANDOM % 30000))
-    if [[ -z $(ss -Htln "sport = :$p" 2>/dev/null) ]]; then printf '%s' "$p"; return 0; fi
-  done
-  die "no free port found"
-}
-
 psql_primary() { "$STACK_SH" psql "$STACK" primary -v ON_ERROR_STOP=1 -At "$@"; }
-
-# Sum of utime+stime (clock ticks) of the given pids; missing pids count 0.
-cpu_ticks() {
-  local pid sum=0 line rest
-  local -a f
-  for pid in "$@"; do
-    { line=$(<"/proc/$pid/stat"); } 2>/dev/null || continue
-    rest=${line##*) }
-    read -r -a f <<<"$rest"
-    sum=$((sum + f[11] + f[12])) # fields 14 and 15 of stat; rest starts at field 3
-  done
-  printf '%s' "$sum"
-}
-
-# Sum of on-CPU time (ns, /proc/PID/task/*/schedstat) over all threads of the given pids.
-# Nanosecond resolution, but time of threads that exited in between is lost.
-cpu_ns() {
-  local pid sum=0 t v _
-  for pid in "$@"; do
-    for t in /proc/"$pid"/task/*/schedstat; do
-      read -r v _ <"$t" 2>/dev/null || continue
-      sum=$((sum + v))
-    done
-  done
-  printf '%s' "$sum"
-}
-
-mem_kb() { # PID FIELD(VmRSS|VmHWM)
-  awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"
-}
-
-# PSS (shared library pages divided among the processes mapping them) and private memory
-# (USS): RSS alone charges a dynamically linked program for every resident page of libc,
-# libstdc++, libcrypto... that a statically linked Go binary does not share.
-smaps_kb() { # PID FIELD(Pss|Private)
-  awk -v k="$2" '$1 == "Pss:" && k == "Pss" { v = $2 }
-    ($1 == "Private_Clean:" || $1 == "Private_Dirty:") && k == "Private" { v += $2 }
-    END { print v + 0 }' "/proc/$1/smaps_rollup"
-}
-
-scrape() { # URL OUTFILE
-  curl -s --max-time 30 -o "$2" "$1"
-}
-
-# Value of a sample: metric name + a substring its label set must contain.
-sample() { # FILE NAME LABEL-SUBSTRING
-  awk -v n="$2" -v l="$3" '
-    index($0, n "{") == 1 && index($0, l) { v = $NF; found = 1 }
-    $1 == n && l == "" { v = $2; found = 1 }
-    END { if (found) print v }' "$1"
-}
 
 our_collections() {
   local cf=$WORK/.counter.prom
@@ -183,30 +122,8 @@ peer_backends() {
   psql_primary -c "SELECT pid FROM pg_stat_activity WHERE usename = '$PEER_ROLE' ORDER BY pid"
 }
 
-# Latency loop: N sequential scrapes; writes one time_total (s) per line.
-latency_loop() { # URL N OUTFILE
-  local i
-  : >"$3"
-  for ((i = 0; i < $2; i++)); do
-    curl -s -o /dev/null --max-time 30 -w '%{time_total}\n' "$1" >>"$3"
-  done
-}
-
-# "median p95 max" in ms of a file of seconds.
-lat_stats() {
-  sort -g "$1" | awk '{ a[NR] = $1 * 1000 }
-    END { n = NR; med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-          i = int(0.95 * n); if (i < 0.95 * n) i++; if (i < 1) i = 1
-          printf "%.2f %.2f %.2f\n", med, a[i], a[n] }'
-}
-
-fcalc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
 # Same, but a difference that came out below zero (subtraction inside the resolution) shows as 0.
 fcalc0() { awk "BEGIN { v = $1; if (v < 0) v = 0; printf \"%.${2:-3}f\", v }"; }
-
-series_count() { # FILE [EXCLUDE-REGEX]
-  awk -v ex="${2:-^$}" '!/^#/ && NF { name = $1; sub(/\{.*/, "", name); if (ex == "^$" || name !~ ex) n++ } END { print n + 0 }' "$1"
-}
 
 # ------------------------------------------------------------------------------------------------
 # 1. Stack, peer role, exporters, client sessions
@@ -428,10 +345,6 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------------------------------------
 # 6. Report
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "—"; else printf "%.2f×\n", a / b }'; }
-mb() { fcalc "$1 / 1024" 1; }
-row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "${4:-$(ratio "$2" "$3")}"; }
 
 OUR_TOTAL_NS=$(fcalc "$OUR_CPU_COLL_NS + $OUR_CPU_SCRAPE_NS")
 OUR_TOTAL_TICK=$(fcalc "$OUR_CPU_COLL_TICK + $OUR_CPU_SCRAPE_TICK")
