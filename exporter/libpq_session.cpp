@@ -71,10 +71,6 @@ void LibpqSession::Disconnect() {
   prepared_.clear();
 }
 
-int LibpqSession::BackendPid() const {
-  return conn_ ? PQbackendPID(conn_) : 0;
-}
-
 Status LibpqSession::Fail(ErrorReason reason, std::string message) {
   Disconnect();
   return Status::Error(reason, std::move(message));

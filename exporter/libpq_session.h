@@ -50,8 +50,6 @@ class LibpqSession final : public PgSession {
   Status Connect(Deadline deadline);
   bool connected() const { return conn_ != nullptr; }
   void Disconnect();
-  // Backend PID of the current connection (0 when not connected).
-  int BackendPid() const;
 
   Status Query(const PgQuery& query, Deadline deadline, PgResult& out) override;
   int ServerVersionNum() const override { return version_; }

@@ -69,8 +69,6 @@ class TargetRuntime {
   void Collect();
   std::shared_ptr<const TargetSnapshot> Snapshot() const;
   const TargetConfig& config() const { return cfg_; }
-  // Time until which a failed connection is not retried (steady clock).
-  Deadline next_connect_attempt() const { return next_connect_; }
 
  private:
   struct CollectorSlot {

@@ -369,8 +369,4 @@ void Pg::SendAsync(const std::string& sql) {
   REQUIRE(PQsendQuery(conn_, sql.c_str()) == 1);
 }
 
-int Pg::BackendPid() {
-  return PQbackendPID(conn_);
-}
-
 }  // namespace itest

@@ -113,7 +113,6 @@ class Pg {
   std::string Scalar(const std::string& sql);  // first column of the first row; fails the test on error
   void Exec(const std::string& sql);
   void SendAsync(const std::string& sql);  // for statements that block (lock waits)
-  int BackendPid();
 
  private:
   PGconn* conn_ = nullptr;
