@@ -231,6 +231,13 @@ void TargetRuntime::Collect() {
     if (conn_) conn_->Disconnect();
     failures_total_[status.reason] += 1;
   }
+  // Two collectors publishing one family name with different types: the later one's samples are
+  // dropped, and said so, rather than making the exposition invalid.
+  std::size_t dropped = 0;
+  auto collected = MergeFamilies(std::move(parts), &dropped);
+  if (dropped > 0)
+    snap->data_errors.push_back(std::to_string(dropped) +
+                                " samples dropped: a family was published with two different types");
   data_errors_total_ += static_cast<double>(snap->data_errors.size());
 
   const auto now_sys = std::chrono::system_clock::now();
@@ -244,8 +251,7 @@ void TargetRuntime::Collect() {
 
   MetricSink self(const_labels_);
   AddSelfMetrics(self, *snap);
-  parts.push_back(self.Take());
-  snap->families = MergeFamilies(std::move(parts));
+  snap->families = MergeFamilies({std::move(collected), self.Take()});
   snap->rendered = RenderFamilies(snap->families);
 
   // Log transitions only: a target that stays down is not logged every cycle.

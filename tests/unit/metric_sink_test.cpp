@@ -64,3 +64,17 @@ TEST_CASE("merge joins families of several targets under one name") {
   CHECK(merged[0].name == "pg_up");
   CHECK(merged[0].metric.size() == 2);
 }
+
+TEST_CASE("merge keeps the first type of a family and counts the samples of another type") {
+  MetricSink a(runbook::Labels{{"target", "a"}}), b(runbook::Labels{{"target", "b"}});
+  a.Add(kUp, {}, 1);
+  MetricDesc as_counter = kUp;
+  as_counter.kind = MetricKind::kCounter;
+  b.Add(as_counter, {}, 5);
+  std::size_t dropped = 0;
+  auto merged = runbook::MergeFamilies({a.Take(), b.Take()}, &dropped);
+  REQUIRE(merged.size() == 1);
+  CHECK(merged[0].type == prometheus::MetricType::Gauge);
+  CHECK(merged[0].metric.size() == 1);
+  CHECK(dropped == 1);
+}

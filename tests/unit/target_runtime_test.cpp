@@ -52,6 +52,8 @@ struct Script {
   Status result;
   std::chrono::milliseconds sleep{0};
   std::string value_label = "v";
+  std::string family;  // published family name; "fake_<collector>" when empty
+  MetricKind kind = MetricKind::kGauge;
   std::atomic<std::size_t> seen_keys{0};
 };
 
@@ -66,7 +68,8 @@ class ScriptedCollector final : public Collector {
     }
     ++s_.calls;
     std::this_thread::sleep_for(s_.sleep);
-    sink.Add({"fake_" + name_, MetricKind::kGauge, "Fake.", {"label"}}, {s_.value_label}, 1);
+    sink.Add({s_.family.empty() ? "fake_" + name_ : s_.family, s_.kind, "Fake.", {"label"}}, {s_.value_label},
+             1);
     --s_.running;
     return s_.result;
   }
@@ -308,4 +311,24 @@ TEST_CASE("a collector that keeps failing is logged once and its recovery once")
   CHECK(count("collector slowlog failed: reason=permission NOPERM") == 1);
   CHECK(count("collector slowlog succeeds again") == 1);
   CHECK(Contains(Text(rt), "runbook_exporter_collector_success{collector=\"slowlog\",target=\"t\"} 1"));
+}
+
+TEST_CASE("a family published with two types is kept once and the dropped samples are reported") {
+  FakeWorld world;
+  Script gauge, counter;
+  gauge.family = counter.family = "fake_shared";
+  counter.kind = MetricKind::kCounter;
+  counter.value_label = "other";
+  std::vector<CollectorInfo> registry{Info(gauge, "a", Tier::kFast), Info(counter, "b", Tier::kFast)};
+  TargetRuntime rt(
+      Target("t", {"a", "b"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+      registry);
+  rt.Collect();
+  auto text = Text(rt);
+  CHECK(Contains(text, "# TYPE fake_shared gauge"));
+  CHECK_FALSE(Contains(text, "fake_shared{label=\"other\""));
+  CHECK(Contains(text, "runbook_exporter_data_errors_total{target=\"t\"} 1"));
+  auto snap = rt.Snapshot();
+  REQUIRE(snap->data_errors.size() == 1);
+  CHECK(Contains(snap->data_errors[0], "1 samples dropped"));
 }
