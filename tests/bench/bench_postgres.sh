@@ -72,12 +72,7 @@ cleanup() {
   for pid in "$SLEEP_PID" "$OUR_PID" "$PEER_PID" "${SESSION_PIDS[@]}"; do
     [[ -n $pid ]] && wait "$pid" 2>/dev/null || true
   done
-  if ((STACK_UP)); then "$STACK_SH" down "$STACK" >/dev/null 2>&1 || log "stack down failed (see $STACK/logs)"; fi
-  if [[ $KEEP == 1 ]]; then
-    log "kept $WORK"
-  elif [[ -z ${BENCH_DIR:-} ]]; then
-    rm -rf -- "$WORK"
-  fi
+  teardown_stack_and_work
   exit "$rc"
 }
 trap cleanup EXIT
@@ -86,13 +81,6 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------------------------------------------
 # Helpers
-
-# As root, run exporters as nobody (like PEERS.md §8); otherwise as ourselves.
-if [[ $(id -u) -eq 0 ]]; then
-  AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --pdeathsig KILL)
-else
-  AS_NOBODY=(setpriv --pdeathsig KILL)
-fi
 
 # A sleep that a signal interrupts at once (bash runs traps only after a foreground child ends).
 # The sleep drops the sessions' FIFOs, so that they see EOF as soon as this script dies.

@@ -93,12 +93,7 @@ cleanup() {
   trap - EXIT INT TERM
   [[ -n $SLEEP_PID ]] && kill "$SLEEP_PID" 2>/dev/null || true
   stop_exporters
-  if ((STACK_UP)); then "$STACK_SH" down "$STACK" >/dev/null 2>&1 || log "stack down failed (see $STACK/logs)"; fi
-  if [[ $KEEP == 1 ]]; then
-    log "kept $WORK"
-  elif [[ -z ${BENCH_DIR:-} ]]; then
-    rm -rf -- "$WORK"
-  fi
+  teardown_stack_and_work
   exit "$rc"
 }
 trap cleanup EXIT
@@ -107,13 +102,6 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------------------------------------------
 # Helpers (the measuring ones as in bench_postgres.sh)
-
-# As root, run exporters as nobody (like PEERS.md §8); otherwise as ourselves.
-if [[ $(id -u) -eq 0 ]]; then
-  AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --pdeathsig KILL)
-else
-  AS_NOBODY=(setpriv --pdeathsig KILL)
-fi
 
 # A sleep that a signal interrupts at once (bash runs traps only after a foreground child ends).
 nap() {

@@ -2,6 +2,25 @@
 # Helpers shared by the benchmarks in tests/bench/ (sourced, not run): logging, ports, CPU and
 # memory of processes from /proc, scraping, latency statistics and the report table.
 
+# As root, run exporters as nobody (like PEERS.md §8); otherwise as ourselves. Either way they die
+# with the benchmark (parent-death signal).
+if [[ $(id -u) -eq 0 ]]; then
+  AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --pdeathsig KILL)
+else
+  AS_NOBODY=(setpriv --pdeathsig KILL)
+fi
+
+# The end of every benchmark's cleanup: the stack down if it came up (STACK_UP, STACK_SH, STACK),
+# and the work directory WORK removed unless KEEP=1 or the caller chose it with BENCH_DIR.
+teardown_stack_and_work() {
+  if ((STACK_UP)); then "$STACK_SH" down "$STACK" >/dev/null 2>&1 || log "stack down failed (see $STACK/logs)"; fi
+  if [[ $KEEP == 1 ]]; then
+    log "kept $WORK"
+  elif [[ -z ${BENCH_DIR:-} ]]; then
+    rm -rf -- "$WORK"
+  fi
+}
+
 log() { printf 'bench: %s\n' "$*" >&2; }
 
 die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
