@@ -8,7 +8,8 @@ packages=(
   prometheus-cpp-dev libpq-dev libhiredis-dev libcivetweb-dev libyaml-cpp-dev libspdlog-dev
   clang-format doctest-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libre2-dev zlib1g-dev
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer redis-server openssl
-  prometheus prometheus-postgres-exporter prometheus-redis-exporter prometheus-pgbouncer-exporter
+  prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  prometheus-postgres-exporter prometheus-redis-exporter prometheus-pgbouncer-exporter
   curl procps util-linux iproute2
 )
 

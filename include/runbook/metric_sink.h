@@ -8,6 +8,8 @@
 
 #include <prometheus/metric_family.h>
 
+#include "runbook/labels.h"
+
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -26,8 +28,6 @@ struct MetricDesc {
   std::string help;
   std::vector<std::string> labels;  // label names, in the order values are passed to Add()
 };
-
-using Labels = std::vector<std::pair<std::string, std::string>>;
 
 class MetricSink {
  public:
