@@ -1,0 +1,153 @@
+#pragma once
+// PromQL with Prometheus 2.42 semantics: parse an expression once, evaluate it at an instant
+// (or over a range, for tests) against any Queryable. Implementation: rules/promql/.
+//
+// This header is the contract between the PromQL implementation, the rule engine (rules/) and
+// the exporter's series store. It may grow; existing signatures change only together with all
+// callers.
+//
+// Thread-safety: a parsed Expr is immutable and may be evaluated from several threads at once.
+// Evaluation only reads the Queryable; Queryable implementations say what they guarantee.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "runbook/clock.h"
+#include "runbook/labels.h"
+
+namespace runbook::promql {
+
+inline constexpr TimestampMs kLookbackDeltaMs = 5 * 60 * 1000;
+
+// Prometheus' staleness marker: a NaN with a distinguished bit pattern, written when a series
+// disappears. Selectors treat a series whose newest point in the lookback window is this marker
+// as absent.
+double StaleMarker();
+bool IsStaleMarker(double v);
+
+struct Point {
+  TimestampMs t = 0;
+  double v = 0;
+};
+
+struct Sample {
+  Labels metric;  // sorted by name; includes __name__ unless a function or operator dropped it
+  TimestampMs t = 0;
+  double v = 0;
+};
+using Vector = std::vector<Sample>;
+
+struct Series {
+  Labels metric;
+  std::vector<Point> points;  // ascending t
+};
+using Matrix = std::vector<Series>;
+
+enum class ValueType { kNone, kScalar, kVector, kMatrix, kString };
+std::string_view ValueTypeName(ValueType type);  // "scalar", "vector", "matrix", "string"
+
+struct Value {
+  ValueType type = ValueType::kNone;
+  double scalar = 0;   // kScalar
+  std::string string;  // kString
+  Vector vector;       // kVector
+  Matrix matrix;       // kMatrix
+};
+
+// A parse or evaluation error. line/column are 1-based positions in the expression text when
+// the error has one (parse errors), 0 otherwise. ToString() formats it as promtool prints it,
+// e.g. `1:8: parse error: unexpected right parenthesis ')'`.
+struct Error {
+  std::string message;
+  int line = 0;
+  int column = 0;
+  std::string ToString() const;
+};
+
+// A label matcher of a selector: =, !=, =~, !~ (RE2 syntax, fully anchored as in Prometheus).
+class Matcher {
+ public:
+  enum class Op { kEqual, kNotEqual, kRegexMatch, kRegexNoMatch };
+  // Fails (nullopt, *error set) on an invalid regular expression.
+  static std::optional<Matcher> Make(Op op, std::string name, std::string value, std::string* error);
+  bool Matches(std::string_view value) const;
+  Op op() const { return op_; }
+  const std::string& name() const { return name_; }
+  const std::string& value() const { return value_; }
+
+ private:
+  Matcher() = default;
+  Op op_ = Op::kEqual;
+  std::string name_;
+  std::string value_;
+  std::shared_ptr<const void> regex_;  // compiled RE2 for the regex ops
+};
+
+// Where selectors read samples from.
+class Queryable {
+ public:
+  virtual ~Queryable() = default;
+  // Calls `fn` once for every series that satisfies all matchers and has at least one point in
+  // [mint, maxt], with those points in ascending time order (stale markers included).
+  virtual void Select(
+      const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+      const std::function<void(const Labels& metric, std::span<const Point> points)>& fn) const = 0;
+};
+
+class Expr;  // the immutable AST (rules/promql/ast.h)
+
+struct ParseResult {
+  std::shared_ptr<const Expr> expr;  // null on error
+  Error error;
+};
+ParseResult Parse(std::string_view text);
+
+ValueType TypeOf(const Expr& expr);
+std::string Format(const Expr& expr);  // canonical text, as Prometheus' String() prints it
+
+struct EvalResult {
+  Value value;
+  std::optional<Error> error;
+};
+// Instant query at t (milliseconds). Scalars and vectors get t as their timestamp.
+EvalResult EvalInstant(const Expr& expr, const Queryable& storage, TimestampMs t);
+// Range query: a matrix with one point per step from start to end inclusive (scalars become one
+// series without labels), as Prometheus' query_range.
+EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs start, TimestampMs end,
+                     TimestampMs step);
+
+// A plain in-memory Queryable: every appended point is kept. Used by `test rules` and the
+// conformance tests. Not synchronised.
+class MemoryStorage final : public Queryable {
+ public:
+  MemoryStorage();
+  ~MemoryStorage() override;
+  // Points of one series must be appended in ascending time; `metric` need not be sorted.
+  void Append(Labels metric, TimestampMs t, double v);
+  void Clear();
+  void Select(const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+              const std::function<void(const Labels&, std::span<const Point>)>& fn) const override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The series notation of promtool's input_series and of PromQL .test files:
+// `metric{a="b"} 1+2x3 _ stale 5 -1x2`. `_` is a missing point (nullopt), `stale` a staleness
+// marker, `a+bxn` expands to n+1 values a, a+b, ..., `axn` to n+1 copies.
+struct SeriesDesc {
+  Labels metric;  // sorted, __name__ included
+  std::vector<std::optional<double>> values;
+};
+std::variant<SeriesDesc, Error> ParseSeriesDesc(std::string_view text);
+// Only the metric part (`metric{a="b"}` or `{__name__="m"}`), as promtool's exp_alerts labels.
+std::variant<Labels, Error> ParseMetric(std::string_view text);
+
+}  // namespace runbook::promql
