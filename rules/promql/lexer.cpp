@@ -515,6 +515,7 @@ bool ParseDurationMs(std::string_view s, long long* ms) {
     bool found = false;
     for (; next_unit < std::size(kUnits); ++next_unit) {
       if (kUnits[next_unit].unit == unit) {
+        if (n > 9'223'372'036'854LL / kUnits[next_unit].ms) return false;
         total += n * kUnits[next_unit].ms;
         ++next_unit;
         found = true;
@@ -522,6 +523,8 @@ bool ParseDurationMs(std::string_view s, long long* ms) {
       }
     }
     if (!found) return false;
+    // time.Duration's range (about 292 years), which also keeps timestamp arithmetic in range.
+    if (total > 9'223'372'036'854LL) return false;
   }
   *ms = total;
   return true;
