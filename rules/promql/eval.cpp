@@ -313,6 +313,8 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     }
     default: break;
   }
+  // Nothing can match, so no duplicate on either side is an error either.
+  if (l.vector.empty() || r.vector.empty()) return out;
   bool swap = m.card == VectorMatching::Card::kOneToMany;
   Vector& many = swap ? r.vector : l.vector;
   Vector& one = swap ? l.vector : r.vector;
@@ -554,7 +556,9 @@ double Quantile(double q, std::vector<double> values) {
   if (values.empty() || std::isnan(q)) return NAN;
   if (q < 0) return -INFINITY;
   if (q > 1) return INFINITY;
-  std::sort(values.begin(), values.end());
+  // NaN sorts first, as with Prometheus' sort of samples by value.
+  std::sort(values.begin(), values.end(),
+            [](double a, double b) { return std::isnan(a) ? !std::isnan(b) : a < b; });
   double n = static_cast<double>(values.size());
   double rank = q * (n - 1);
   double lower = std::max(0.0, std::floor(rank));
