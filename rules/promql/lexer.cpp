@@ -548,6 +548,9 @@ std::string FormatDurationMs(long long ms) {
                 {"s", 1000},
                 {"ms", 1}};
   for (const auto& u : kUnits) {
+    // Years and weeks only when exact: 90d reads better than 12w6d.
+    bool exact_only = u.unit[0] == 'y' || u.unit[0] == 'w';
+    if (exact_only && ms % u.ms != 0) continue;
     if (ms >= u.ms) {
       out += std::to_string(ms / u.ms) + u.unit;
       ms %= u.ms;

@@ -4,6 +4,7 @@
 #include <re2/re2.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -368,6 +369,7 @@ class Parser {
     if (t.type != Tok::kDuration) Unexpected(context, expected);
     long long ms = 0;
     if (!ParseDurationMs(t.text, &ms)) Fail(t.pos, "not a valid duration string: " + GoQuote(t.text));
+    if (ms == 0) Fail(t.pos, "duration must be greater than 0");
     Next();
     return ms;
   }
@@ -379,9 +381,7 @@ class Parser {
       if (t.type == Tok::kLeftBracket) {
         int bracket = t.pos;
         Next();
-        int range_pos = Peek().pos;
         long long range = ExpectDuration("", "");
-        if (range == 0) Fail(range_pos, "duration must be greater than 0");
         if (Peek().type == Tok::kColon) {
           Next();
           long long step = 0;
@@ -812,9 +812,21 @@ Error MakeError(std::string_view text, int pos, std::string message) {
 
 void FormatTo(const Expr& e, std::string& out);
 
+// Go's fmt %v of a float64 (how Prometheus prints number literals): shortest digits, exponent
+// form below 1e-4 and from 1e6 on (strconv.FormatFloat(v, 'g', -1, 64)).
 std::string FormatNumber(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  size_t e = sci.find('e');
+  int exponent = std::atoi(sci.c_str() + e + 1);
+  if (v != 0 && (exponent < -4 || exponent >= 6)) {
+    std::string digits = std::to_string(exponent < 0 ? -exponent : exponent);
+    if (digits.size() < 2) digits = "0" + digits;
+    return sci.substr(0, e) + "e" + (exponent < 0 ? "-" : "+") + digits;
+  }
   return FormatFloatShortest(v);
 }
 
@@ -847,7 +859,7 @@ void FormatSelector(const Expr& e, std::string& out) {
     if (!e.text.empty() && m.name() == "__name__" && m.op() == Matcher::Op::kEqual && m.value() == e.text)
       continue;
     static constexpr std::string_view kOps[] = {"=", "!=", "=~", "!~"};
-    if (!inner.empty()) inner += ", ";
+    if (!inner.empty()) inner += ",";
     inner += m.name() + std::string(kOps[static_cast<int>(m.op())]) + GoQuote(m.value());
   }
   if (!inner.empty() || e.text.empty()) out += "{" + inner + "}";

@@ -82,6 +82,7 @@ const BadExpr kBadExprs[] = {
      "1:20: parse error: expected type scalar in call to function \"histogram_quantile\", got instant "
      "vector"},
     {"foo[0s]", "1:5: parse error: duration must be greater than 0"},
+    {"foo offset 0s", "1:12: parse error: duration must be greater than 0"},
     {"1 < bool 2 > 3", "1:12: parse error: comparisons between scalars must use BOOL modifier"},
     {"max_over_time(foo[5m:1m:])", "1:24: parse error: unexpected colon ':'"},
     {"time() + foo[1m]",
@@ -140,19 +141,51 @@ TEST_CASE("promql error positions count lines and columns in bytes") {
 }
 
 TEST_CASE("promql Format prints Prometheus' canonical form") {
-  CHECK(Roundtrip("SUM BY(job)(rate(foo{a='b'}[5m] OFFSET 1m))") ==
-        "sum by (job) (rate(foo{a=\"b\"}[5m] offset 1m))");
-  CHECK(Roundtrip("foo + on(a) group_left(b) bar") == "foo + on (a) group_left (b) bar");
-  CHECK(Roundtrip("foo > bool ignoring(x) bar") == "foo > bool ignoring (x) bar");
-  CHECK(Roundtrip("topk(3, foo) without (a)") == "topk without (a) (3, foo)");
-  CHECK(Roundtrip("rate(foo[1h30m:])") == "rate(foo[1h30m:])");
-  CHECK(Roundtrip("foo[5m:1m] @ 100 offset -5m") == "foo[5m:1m] @ 100.000 offset -5m");
-  CHECK(Roundtrip("foo @ start()") == "foo @ start()");
-  CHECK(Roundtrip("{__name__=~\"a.*\", b!=\"c\"}") == "{__name__=~\"a.*\", b!=\"c\"}");
-  CHECK(Roundtrip("-(1 + 2) ^ -3") == "-(1 + 2) ^ -3");
-  CHECK(Roundtrip("0x10 + .5 + Inf") == "16 + 0.5 + +Inf");
-  CHECK(Roundtrip("label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")") ==
-        "label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")");
+  // Captured from Prometheus 2.42's /api/v1/rules (the `query` of each rule) for these rules.
+  const std::pair<const char*, const char*> kFormatted[] = {
+      {"SUM BY(job)(rate(foo{a='b'}[5m] OFFSET 1m))", "sum by (job) (rate(foo{a=\"b\"}[5m] offset 1m))"},
+      {"foo + on(a) group_left(b) bar", "foo + on (a) group_left (b) bar"},
+      {"foo > bool ignoring(x) bar", "foo > bool ignoring (x) bar"},
+      {"topk(3, foo) without (a)", "topk without (a) (3, foo)"},
+      {"rate(foo[1h30m:])", "rate(foo[1h30m:])"},
+      {"foo[5m:1m] @ 100 offset -5m", "foo[5m:1m] @ 100.000 offset -5m"},
+      {"foo @ start()", "foo @ start()"},
+      {"foo @ end() offset 1m", "foo @ end() offset 1m"},
+      {"{__name__=~\"a.*\", b!=\"c\"}", "{__name__=~\"a.*\",b!=\"c\"}"},
+      {"-(1 + 2) ^ -3", "-(1 + 2) ^ -3"},
+      {"0x10 + .5 + Inf", "16 + 0.5 + +Inf"},
+      {"1e6 + 1234567 + 123456 + 0.0001 + 0.00001 + -1.5e-7 + 1e21",
+       "1e+06 + 1.234567e+06 + 123456 + 0.0001 + 1e-05 + -1.5e-07 + 1e+21"},
+      {"label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")",
+       "label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")"},
+      {"foo[5m] offset 1h30m", "foo[5m] offset 1h30m"},
+      {"sum without () (foo)", "sum without () (foo)"},
+      {"sum by () (foo)", "sum(foo)"},
+      {"count_values(\"x\", foo)", "count_values(\"x\", foo)"},
+      {"foo{a=\"b\\\\n\\\"c\"}", "foo{a=\"b\\\\n\\\"c\"}"},
+      {"max_over_time(foo[1d:5m] @ 1609746000)", "max_over_time(foo[1d:5m] @ 1609746000.000)"},
+      {"foo and on() bar", "foo and on () bar"},
+      {"foo * ignoring() bar", "foo * bar"},
+      {"foo / on(a) group_right() bar", "foo / on (a) group_right () bar"},
+      {"- foo", "-foo"},
+      {"+foo", "+foo"},
+      {"NaN", "NaN"},
+      {"-Inf", "-Inf"},
+      {"foo offset 1w2d", "foo offset 9d"},
+      {"quantile(0.9, rate(x[1y]))", "quantile(0.9, rate(x[1y]))"},
+      {"absent(nonexistent{job=\"x\"})", "absent(nonexistent{job=\"x\"})"},
+      {"foo @ 1.5", "foo @ 1.500"},
+      {"foo @ -100", "foo @ -100.000"},
+      {"foo{a='\\u00e9'}", "foo{a=\"\u00e9\"}"},
+      {"(foo)", "(foo)"},
+      {"((foo + 1))", "((foo + 1))"},
+      {"foo unless ignoring(a) bar or baz", "foo unless ignoring (a) bar or baz"},
+  };
+  for (const auto& [text, want] : kFormatted) {
+    CAPTURE(std::string(text));
+    CHECK(Roundtrip(text) == want);
+    CHECK(Roundtrip(want) == want);
+  }
 }
 
 TEST_CASE("promql operator precedence follows Prometheus") {
@@ -243,4 +276,6 @@ TEST_CASE("promql durations") {
   CHECK(!pq::ParseDuration(""));
   CHECK(pq::FormatDuration(5400000) == "1h30m");
   CHECK(pq::FormatDuration(0) == "0s");
+  CHECK(pq::FormatDuration(9 * 86400000LL) == "9d");
+  CHECK(pq::FormatDuration(14 * 86400000LL) == "2w");
 }
