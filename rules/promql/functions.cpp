@@ -657,9 +657,12 @@ Vector DateFn(FunctionCall& c) {
   for (auto& s : out) {
     s.metric = DropMetricName(std::move(s.metric));
     if (std::isnan(s.v) || std::isinf(s.v)) continue;
-    std::time_t t = static_cast<std::time_t>(s.v);
     std::tm tm{};
-    gmtime_r(&t, &tm);
+    std::time_t t = static_cast<std::time_t>(std::fabs(s.v) < 1e17 ? s.v : 0);
+    if (std::fabs(s.v) >= 1e17 || !gmtime_r(&t, &tm)) {
+      s.v = NAN;
+      continue;
+    }
     s.v = F(tm);
   }
   return out;
