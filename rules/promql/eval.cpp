@@ -324,8 +324,8 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     auto [it, inserted] = one_side.emplace(sig, &s);
     if (!inserted) {
       throw EvalError{"found duplicate series for the match group " + Format(s.metric, m) + " on the " +
-                      (swap ? "left" : "right") + " hand-side of the operation: [" +
-                      FormatLabels(it->second->metric) + ", " + FormatLabels(s.metric) +
+                      (swap ? "left" : "right") + " hand-side of the operation: [" + FormatLabels(s.metric) +
+                      ", " + FormatLabels(it->second->metric) +
                       "];many-to-many matching not allowed: matching labels must be unique on one side"};
     }
   }
@@ -373,7 +373,17 @@ std::string FormatLabels(const Labels& labels) {
   std::string out = "{";
   for (size_t i = 0; i < labels.size(); ++i) {
     if (i) out += ", ";
-    out += labels[i].first + "=\"" + labels[i].second + "\"";
+    out += labels[i].first + "=";
+    out += '"';
+    for (char c : labels[i].second) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    out += '"';
   }
   return out + "}";
 }
