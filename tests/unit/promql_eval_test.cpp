@@ -138,3 +138,25 @@ TEST_CASE("promql staleness marker is Prometheus' NaN bit pattern") {
   CHECK(!pq::IsStaleMarker(std::nan("")));
   CHECK(!pq::IsStaleMarker(1.0));
 }
+
+TEST_CASE("promql regression and _over_time arithmetic match Prometheus to the last bit") {
+  pq::MemoryStorage s;
+  Load(s, "big 1e15+0.3x40 1e15+0.7x40", 15000);
+  Load(s, "small 0.1+0.7x40 3.3-0.11x40", 15000);
+  // Captured from `promtool test rules` (2.42) at 10m; these differ without compensated sums.
+  const std::pair<const char*, double> kCases[] = {
+      {"deriv(big[10m])", 1.7443283004258615E-02},
+      {"predict_linear(big[10m], 3600)", 1.0000000000000731E+15},
+      {"deriv(small[10m])", 4.666666666666664E-02},
+      {"predict_linear(small[7m], 3600)", 1.961E+02},
+      {"avg_over_time(small[10m])", 1.4099999999999998E+01},
+      {"sum_over_time(big[10m])", 4.100000000000021E+16},
+      {"stddev_over_time(small[10m])", 8.282511696339457E+00},
+  };
+  for (const auto& [expr, want] : kCases) {
+    CAPTURE(std::string(expr));
+    auto r = Eval(s, expr, 600000);
+    REQUIRE(r.value.vector.size() == 1);
+    CHECK(r.value.vector[0].v == want);
+  }
+}
