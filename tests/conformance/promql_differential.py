@@ -29,9 +29,11 @@ SERIES = [
     ('hist_bucket{job="web", le="+Inf"}', '0+2x30'),
     ('info{job="api", version="v1"}', '1x30'),
     ('info{job="web", version="v2"}', '1x30'),
+    ('latency{job="api"}', '0.1+0.37x12 4.7-0.13x17'),
+    ('latency{job="web"}', '1e6+0.3x30'),
 ]
 SELECTORS = ['http_requests', 'gauge', 'http_requests{instance="0"}', 'gauge{job=~"a.*"}',
-             'http_requests{group!="a"}', '{__name__=~"gauge|info"}', 'info']
+             'http_requests{group!="a"}', '{__name__=~"gauge|info"}', 'info', 'latency']
 RANGES = ['1m', '2m', '3m', '5m', '7m', '10m']
 RANGE_FUNCS = ['rate', 'increase', 'delta', 'irate', 'idelta', 'deriv', 'changes', 'resets',
                'avg_over_time', 'min_over_time', 'max_over_time', 'sum_over_time', 'count_over_time',
