@@ -115,12 +115,21 @@ struct EvalResult {
   Value value;
   std::optional<Error> error;
 };
+struct EvalOptions {
+  // Step of subqueries written without one (`x[5m:]`): Prometheus uses the global evaluation
+  // interval (the rule group's interval for rules; 1m in promtool's tests).
+  TimestampMs default_step_ms = 60 * 1000;
+};
+
 // Instant query at t (milliseconds). Scalars and vectors get t as their timestamp.
 EvalResult EvalInstant(const Expr& expr, const Queryable& storage, TimestampMs t);
+EvalResult EvalInstant(const Expr& expr, const Queryable& storage, TimestampMs t, const EvalOptions& options);
 // Range query: a matrix with one point per step from start to end inclusive (scalars become one
-// series without labels), as Prometheus' query_range.
+// series without labels), as Prometheus' query_range. Only scalar and instant-vector expressions.
 EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs start, TimestampMs end,
                      TimestampMs step);
+EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs start, TimestampMs end,
+                     TimestampMs step, const EvalOptions& options);
 
 // A plain in-memory Queryable: every appended point is kept. Used by `test rules` and the
 // conformance tests. Not synchronised.
@@ -138,6 +147,12 @@ class MemoryStorage final : public Queryable {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Prometheus' duration syntax (model.ParseDuration): `1h30m`, `5m`, `10s`, `100ms`, `1d`, `2w`,
+// `1y`, `0`; units in decreasing order, each at most once. nullopt when invalid.
+std::optional<TimestampMs> ParseDuration(std::string_view text);
+// model.Duration's String(): `1h30m`, `5m`, `0s`.
+std::string FormatDuration(TimestampMs ms);
 
 // The series notation of promtool's input_series and of PromQL .test files:
 // `metric{a="b"} 1+2x3 _ stale 5 -1x2`. `_` is a missing point (nullopt), `stale` a staleness

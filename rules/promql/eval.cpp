@@ -1,0 +1,617 @@
+// PromQL evaluation. Every expression is evaluated at one timestamp; range queries and
+// subqueries evaluate their expression once per step.
+
+#include "promql/eval.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "promql/functions.h"
+
+namespace runbook::promql {
+
+std::string LabelsKey(const Labels& labels) {
+  std::string key;
+  for (const auto& [n, v] : labels) {
+    key += n;
+    key += '\xff';
+    key += v;
+    key += '\xff';
+  }
+  return key;
+}
+
+Labels DropMetricName(Labels labels) {
+  std::erase_if(labels, [](const auto& l) { return l.first == "__name__"; });
+  return labels;
+}
+
+void CheckUniqueLabelsets(const Vector& v) {
+  if (v.size() < 2) return;
+  std::unordered_set<std::string> seen;
+  for (const auto& s : v) {
+    if (!seen.insert(LabelsKey(s.metric)).second)
+      throw EvalError{"vector cannot contain metrics with the same labelset"};
+  }
+}
+
+namespace {
+
+void SetLabel(Labels& labels, const std::string& name, const std::string& value) {
+  for (auto& l : labels) {
+    if (l.first == name) {
+      l.second = value;
+      return;
+    }
+  }
+  labels.emplace_back(name, value);
+  SortLabels(labels);
+}
+
+double ScalarOp(BinOp op, double l, double r, bool* keep) {
+  *keep = true;
+  switch (op) {
+    case BinOp::kAdd: return l + r;
+    case BinOp::kSub: return l - r;
+    case BinOp::kMul: return l * r;
+    case BinOp::kDiv: return l / r;
+    case BinOp::kMod: return std::fmod(l, r);
+    case BinOp::kPow: return std::pow(l, r);
+    case BinOp::kAtan2: return std::atan2(l, r);
+    case BinOp::kEql: *keep = l == r; return l;
+    case BinOp::kNeq: *keep = l != r; return l;
+    case BinOp::kGtr: *keep = l > r; return l;
+    case BinOp::kLss: *keep = l < r; return l;
+    case BinOp::kGte: *keep = l >= r; return l;
+    case BinOp::kLte: *keep = l <= r; return l;
+    default: return 0;
+  }
+}
+
+// atan2 keeps the metric name, as in Prometheus.
+bool DropsName(const Expr& e) {
+  return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
+}
+
+// The key vector matching compares: the on(...) labels, or all labels but the ignoring(...) ones
+// and __name__.
+std::string Signature(const Labels& metric, const VectorMatching& m) {
+  std::string key;
+  if (m.on) {
+    for (const auto& name : m.labels) {
+      key += name;
+      key += '\xff';
+      key += LabelValue(metric, name);
+      key += '\xff';
+    }
+    return key;
+  }
+  for (const auto& [n, v] : metric) {
+    if (n == "__name__" || std::find(m.labels.begin(), m.labels.end(), n) != m.labels.end()) continue;
+    key += n;
+    key += '\xff';
+    key += v;
+    key += '\xff';
+  }
+  return key;
+}
+
+Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
+  Labels out = many;
+  const auto& m = e.matching;
+  if (DropsName(e)) out = DropMetricName(std::move(out));
+  if (m.card == VectorMatching::Card::kOneToOne) {
+    if (m.on) {
+      std::erase_if(out, [&](const auto& l) {
+        return std::find(m.labels.begin(), m.labels.end(), l.first) == m.labels.end();
+      });
+    } else {
+      std::erase_if(out, [&](const auto& l) {
+        return std::find(m.labels.begin(), m.labels.end(), l.first) != m.labels.end();
+      });
+    }
+  }
+  for (const auto& name : m.include) {
+    std::string_view v = LabelValue(one, name);
+    std::erase_if(out, [&](const auto& l) { return l.first == name; });
+    if (!v.empty()) SetLabel(out, name, std::string(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+Evaluator::Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, TimestampMs default_step)
+    : storage_(storage), start_(start), end_(end), default_step_(default_step) {}
+
+TimestampMs Evaluator::RefTime(const Expr& carrier, TimestampMs ts) const {
+  switch (carrier.at) {
+    case AtMode::kTimestamp: ts = carrier.at_ms; break;
+    case AtMode::kStart: ts = start_; break;
+    case AtMode::kEnd: ts = end_; break;
+    case AtMode::kNone: break;
+  }
+  return ts - carrier.offset_ms;
+}
+
+Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) const {
+  TimestampMs ref = RefTime(vs, ts);
+  Vector out;
+  storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
+                  [&](const Labels& metric, std::span<const Point> points) {
+                    const Point& last = points.back();
+                    if (IsStaleMarker(last.v)) return;
+                    out.push_back(Sample{metric, last.t, last.v});
+                  });
+  return out;
+}
+
+Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) const {
+  const Expr& vs = *ms.operand;
+  TimestampMs ref = RefTime(vs, ts);
+  window->start = ref - ms.range_ms;
+  window->end = ref;
+  window->range = ms.range_ms;
+  Matrix out;
+  storage_.Select(vs.matchers, window->start, window->end,
+                  [&](const Labels& metric, std::span<const Point> points) {
+                    Series s;
+                    s.metric = metric;
+                    for (const auto& p : points) {
+                      if (!IsStaleMarker(p.v)) s.points.push_back(p);
+                    }
+                    if (!s.points.empty()) out.push_back(std::move(s));
+                  });
+  return out;
+}
+
+Matrix Evaluator::EvalSubquery(const Expr& sq, TimestampMs ts, Window* window) {
+  TimestampMs ref = RefTime(sq, ts);
+  TimestampMs step = sq.step_ms > 0 ? sq.step_ms : default_step_;
+  TimestampMs mint = ref - sq.range_ms;
+  TimestampMs first = (mint / step) * step;
+  if (first < mint) first += step;
+  window->start = mint;
+  window->end = ref;
+  window->range = sq.range_ms;
+  std::map<Labels, Series> series;
+  for (TimestampMs t = first; t <= ref; t += step) {
+    Value v = Eval(*sq.operand, t);
+    for (auto& s : v.vector) {
+      auto& ser = series[s.metric];
+      if (ser.points.empty()) ser.metric = s.metric;
+      ser.points.push_back(Point{t, s.v});
+    }
+  }
+  Matrix out;
+  for (auto& [_, s] : series) out.push_back(std::move(s));
+  return out;
+}
+
+Matrix Evaluator::EvalRangeArg(const Expr& arg, TimestampMs ts, Window* window) {
+  const Expr& e = Unparen(arg);
+  if (e.kind == ExprKind::kMatrixSelector) return SelectMatrix(e, ts, window);
+  return EvalSubquery(e, ts, window);
+}
+
+Value Evaluator::Eval(const Expr& e, TimestampMs ts) {
+  Value out;
+  out.type = e.type;
+  switch (e.kind) {
+    case ExprKind::kNumber: out.scalar = e.number; return out;
+    case ExprKind::kString: out.string = e.text; return out;
+    case ExprKind::kParen: return Eval(*e.operand, ts);
+    case ExprKind::kVectorSelector: out.vector = SelectVector(e, ts); return out;
+    case ExprKind::kMatrixSelector: {
+      Window w;
+      out.matrix = SelectMatrix(e, ts, &w);
+      return out;
+    }
+    case ExprKind::kSubquery: {
+      Window w;
+      out.matrix = EvalSubquery(e, ts, &w);
+      return out;
+    }
+    case ExprKind::kUnary: {
+      out = Eval(*e.operand, ts);
+      if (e.op != BinOp::kSub) return out;
+      if (out.type == ValueType::kScalar) {
+        out.scalar = -out.scalar;
+        return out;
+      }
+      for (auto& s : out.vector) {
+        s.metric = DropMetricName(std::move(s.metric));
+        s.v = -s.v;
+        s.t = ts;
+      }
+      CheckUniqueLabelsets(out.vector);
+      return out;
+    }
+    case ExprKind::kBinary: return EvalBinary(e, ts);
+    case ExprKind::kCall: return EvalCall(e, ts);
+    case ExprKind::kAggregate: return EvalAggregate(e, ts);
+  }
+  return out;
+}
+
+Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
+  Value l = Eval(*e.lhs, ts);
+  Value r = Eval(*e.rhs, ts);
+  Value out;
+  out.type = e.type;
+  bool keep = true;
+  if (l.type == ValueType::kScalar && r.type == ValueType::kScalar) {
+    double v = ScalarOp(e.op, l.scalar, r.scalar, &keep);
+    out.scalar = IsComparison(e.op) ? (keep ? 1 : 0) : v;
+    return out;
+  }
+  if (l.type == ValueType::kScalar || r.type == ValueType::kScalar) {
+    bool scalar_left = l.type == ValueType::kScalar;
+    Vector& vec = scalar_left ? r.vector : l.vector;
+    double scalar = scalar_left ? l.scalar : r.scalar;
+    for (auto& s : vec) {
+      double lv = scalar_left ? scalar : s.v;
+      double rv = scalar_left ? s.v : scalar;
+      double v = ScalarOp(e.op, lv, rv, &keep);
+      if (IsComparison(e.op) && scalar_left) v = rv;
+      if (e.return_bool) {
+        v = keep ? 1 : 0;
+      } else if (!keep) {
+        continue;
+      }
+      Sample o{DropsName(e) ? DropMetricName(s.metric) : s.metric, ts, v};
+      out.vector.push_back(std::move(o));
+    }
+    CheckUniqueLabelsets(out.vector);
+    return out;
+  }
+  const auto& m = e.matching;
+  switch (e.op) {
+    case BinOp::kAnd: {
+      std::unordered_set<std::string> right;
+      for (const auto& s : r.vector) right.insert(Signature(s.metric, m));
+      for (auto& s : l.vector) {
+        if (right.count(Signature(s.metric, m))) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+      }
+      return out;
+    }
+    case BinOp::kOr: {
+      std::unordered_set<std::string> left;
+      for (auto& s : l.vector) {
+        left.insert(Signature(s.metric, m));
+        out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+      }
+      for (auto& s : r.vector) {
+        if (!left.count(Signature(s.metric, m))) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+      }
+      return out;
+    }
+    case BinOp::kUnless: {
+      std::unordered_set<std::string> right;
+      for (const auto& s : r.vector) right.insert(Signature(s.metric, m));
+      for (auto& s : l.vector) {
+        if (!right.count(Signature(s.metric, m))) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+      }
+      return out;
+    }
+    default: break;
+  }
+  bool swap = m.card == VectorMatching::Card::kOneToMany;
+  Vector& many = swap ? r.vector : l.vector;
+  Vector& one = swap ? l.vector : r.vector;
+  std::unordered_map<std::string, const Sample*> one_side;
+  for (const auto& s : one) {
+    std::string sig = Signature(s.metric, m);
+    auto [it, inserted] = one_side.emplace(sig, &s);
+    if (!inserted) {
+      throw EvalError{"found duplicate series for the match group " + Format(s.metric, m) + " on the " +
+                      (swap ? "left" : "right") + " hand-side of the operation: [" +
+                      FormatLabels(it->second->metric) + ", " + FormatLabels(s.metric) +
+                      "];many-to-many matching not allowed: matching labels must be unique on one side"};
+    }
+  }
+  std::unordered_map<std::string, std::unordered_set<std::string>> matched;
+  for (const auto& s : many) {
+    std::string sig = Signature(s.metric, m);
+    auto it = one_side.find(sig);
+    if (it == one_side.end()) continue;
+    double lv = s.v;
+    double rv = it->second->v;
+    if (swap) std::swap(lv, rv);
+    double v = ScalarOp(e.op, lv, rv, &keep);
+    if (e.return_bool) {
+      v = keep ? 1 : 0;
+    } else if (!keep) {
+      continue;
+    }
+    Labels metric = ResultMetric(s.metric, it->second->metric, e);
+    auto& seen = matched[sig];
+    if (m.card == VectorMatching::Card::kOneToOne) {
+      if (!seen.empty()) {
+        throw EvalError{
+            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"};
+      }
+      seen.insert("");
+    } else if (!seen.insert(LabelsKey(metric)).second) {
+      throw EvalError{"multiple matches for labels: grouping labels must ensure unique matches"};
+    }
+    out.vector.push_back(Sample{std::move(metric), ts, v});
+  }
+  CheckUniqueLabelsets(out.vector);
+  return out;
+}
+
+std::string Evaluator::Format(const Labels& metric, const VectorMatching& m) {
+  Labels shown;
+  for (const auto& [n, v] : metric) {
+    bool listed = std::find(m.labels.begin(), m.labels.end(), n) != m.labels.end();
+    if (m.on ? listed : (!listed && n != "__name__")) shown.emplace_back(n, v);
+  }
+  return FormatLabels(shown);
+}
+
+std::string FormatLabels(const Labels& labels) {
+  std::string out = "{";
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i) out += ", ";
+    out += labels[i].first + "=\"" + labels[i].second + "\"";
+  }
+  return out + "}";
+}
+
+Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
+  const FunctionDef& f = *e.func;
+  FunctionCall call{e, ts, {}, {}, 0, 0, 0};
+  Value out;
+  out.type = e.type;
+  if (f.series_fn) {
+    size_t matrix_arg = 0;
+    for (size_t i = 0; i < e.args.size(); ++i) {
+      if (e.args[i]->type == ValueType::kMatrix) {
+        matrix_arg = i;
+      }
+    }
+    for (size_t i = 0; i < e.args.size(); ++i) {
+      call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
+    }
+    Window w;
+    Matrix matrix = EvalRangeArg(*e.args[matrix_arg], ts, &w);
+    call.range_start = w.start;
+    call.range_end = w.end;
+    call.range_ms = w.range;
+    for (auto& s : matrix) {
+      call.points = s.points;
+      std::optional<double> v = f.series_fn(call);
+      if (!v) continue;
+      out.vector.push_back(
+          Sample{f.keeps_metric_name ? std::move(s.metric) : DropMetricName(std::move(s.metric)), ts, *v});
+    }
+    CheckUniqueLabelsets(out.vector);
+    return out;
+  }
+  for (const auto& arg : e.args) call.args.push_back(Eval(*arg, ts));
+  Vector result = f.vector_fn(call);
+  if (f.return_type == ValueType::kScalar) {
+    out.scalar = result.empty() ? NAN : result.front().v;
+    return out;
+  }
+  for (auto& s : result) s.t = ts;
+  CheckUniqueLabelsets(result);
+  out.vector = std::move(result);
+  return out;
+}
+
+namespace {
+
+struct Group {
+  Labels metric;
+  double value = 0;
+  double mean = 0;
+  long long count = 0;
+  std::vector<Sample> samples;  // topk/bottomk/quantile
+};
+
+}  // namespace
+
+Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
+  Value param;
+  if (e.param) param = Eval(*e.param, ts);
+  Value in = Eval(*e.operand, ts);
+  Value out;
+  out.type = ValueType::kVector;
+  std::vector<std::string> grouping = e.grouping;
+  std::sort(grouping.begin(), grouping.end());
+  std::string value_label;
+  if (e.agg == AggOp::kCountValues) {
+    value_label = param.string;
+    bool valid = !value_label.empty();
+    for (size_t i = 0; i < value_label.size(); ++i) {
+      char c = value_label[i];
+      valid = valid && (c == '_' || std::isalpha(static_cast<unsigned char>(c)) ||
+                        (i > 0 && std::isdigit(static_cast<unsigned char>(c))));
+    }
+    if (!valid) throw EvalError{"invalid label name \"" + value_label + "\""};
+  }
+  long long k = 0;
+  if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk) {
+    double p = param.scalar;
+    if (std::isnan(p) || p < 1) return out;
+    k = p >= 9.2e18 ? std::numeric_limits<long long>::max() : static_cast<long long>(p);
+  }
+  std::unordered_map<std::string, size_t> index;
+  std::vector<Group> groups;
+  for (auto& s : in.vector) {
+    Labels metric;
+    if (e.without) {
+      for (const auto& l : s.metric) {
+        if (l.first == "__name__" || std::find(grouping.begin(), grouping.end(), l.first) != grouping.end())
+          continue;
+        metric.push_back(l);
+      }
+    } else {
+      for (const auto& l : s.metric) {
+        if (std::find(grouping.begin(), grouping.end(), l.first) != grouping.end()) metric.push_back(l);
+      }
+    }
+    if (e.agg == AggOp::kCountValues) {
+      SetLabel(metric, value_label, FormatFloatShortest(s.v));
+    }
+    std::string key = LabelsKey(metric);
+    auto [it, inserted] = index.emplace(key, groups.size());
+    if (inserted) {
+      Group g;
+      g.metric = std::move(metric);
+      g.value = s.v;
+      g.mean = s.v;
+      g.count = 1;
+      if (e.agg == AggOp::kStddev || e.agg == AggOp::kStdvar) g.value = 0;
+      if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk || e.agg == AggOp::kQuantile)
+        g.samples.push_back(s);
+      groups.push_back(std::move(g));
+      continue;
+    }
+    Group& g = groups[it->second];
+    ++g.count;
+    switch (e.agg) {
+      case AggOp::kSum: g.value += s.v; break;
+      case AggOp::kAvg:
+        if (std::isinf(g.mean)) {
+          if (std::isinf(s.v) && (g.mean > 0) == (s.v > 0)) break;
+          if (!std::isinf(s.v) && !std::isnan(s.v)) break;
+        }
+        g.mean += s.v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
+        break;
+      case AggOp::kMax:
+        if (g.value < s.v || std::isnan(g.value)) g.value = s.v;
+        break;
+      case AggOp::kMin:
+        if (g.value > s.v || std::isnan(g.value)) g.value = s.v;
+        break;
+      case AggOp::kStddev:
+      case AggOp::kStdvar: {
+        double delta = s.v - g.mean;
+        g.mean += delta / static_cast<double>(g.count);
+        g.value += delta * (s.v - g.mean);
+        break;
+      }
+      case AggOp::kTopk:
+      case AggOp::kBottomk:
+      case AggOp::kQuantile: g.samples.push_back(s); break;
+      default: break;
+    }
+  }
+  for (auto& g : groups) {
+    double v = g.value;
+    switch (e.agg) {
+      case AggOp::kAvg: v = g.mean; break;
+      case AggOp::kCount:
+      case AggOp::kCountValues: v = static_cast<double>(g.count); break;
+      case AggOp::kGroup: v = 1; break;
+      case AggOp::kStdvar: v = g.value / static_cast<double>(g.count); break;
+      case AggOp::kStddev: v = std::sqrt(g.value / static_cast<double>(g.count)); break;
+      case AggOp::kQuantile: {
+        std::vector<double> values;
+        for (const auto& s : g.samples) values.push_back(s.v);
+        v = Quantile(param.scalar, std::move(values));
+        break;
+      }
+      case AggOp::kTopk:
+      case AggOp::kBottomk: {
+        bool top = e.agg == AggOp::kTopk;
+        std::stable_sort(g.samples.begin(), g.samples.end(), [top](const Sample& a, const Sample& b) {
+          if (std::isnan(a.v) || std::isnan(b.v)) return !std::isnan(a.v) && std::isnan(b.v);
+          return top ? a.v > b.v : a.v < b.v;
+        });
+        if (static_cast<long long>(g.samples.size()) > k) g.samples.resize(static_cast<size_t>(k));
+        for (auto& s : g.samples) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+        continue;
+      }
+      default: break;
+    }
+    out.vector.push_back(Sample{std::move(g.metric), ts, v});
+  }
+  return out;
+}
+
+double Quantile(double q, std::vector<double> values) {
+  if (values.empty() || std::isnan(q)) return NAN;
+  if (q < 0) return -INFINITY;
+  if (q > 1) return INFINITY;
+  std::sort(values.begin(), values.end());
+  double n = static_cast<double>(values.size());
+  double rank = q * (n - 1);
+  double lower = std::max(0.0, std::floor(rank));
+  double upper = std::min(n - 1, lower + 1);
+  double weight = rank - std::floor(rank);
+  return values[static_cast<size_t>(lower)] * (1 - weight) + values[static_cast<size_t>(upper)] * weight;
+}
+
+namespace {
+
+EvalResult Run(const std::function<Value()>& fn) {
+  EvalResult result;
+  try {
+    result.value = fn();
+  } catch (const EvalError& e) {
+    result.error = Error{e.message, 0, 0};
+  }
+  return result;
+}
+
+}  // namespace
+
+EvalResult EvalInstant(const Expr& expr, const Queryable& storage, TimestampMs t,
+                       const EvalOptions& options) {
+  return Run([&] {
+    Evaluator ev(storage, t, t, options.default_step_ms);
+    Value v = ev.Eval(expr, t);
+    for (auto& s : v.vector) s.t = t;
+    return v;
+  });
+}
+
+EvalResult EvalInstant(const Expr& expr, const Queryable& storage, TimestampMs t) {
+  return EvalInstant(expr, storage, t, EvalOptions{});
+}
+
+EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs start, TimestampMs end,
+                     TimestampMs step, const EvalOptions& options) {
+  return Run([&] {
+    if (expr.type != ValueType::kScalar && expr.type != ValueType::kVector) {
+      throw EvalError{
+          "invalid expression type \"" +
+          std::string(expr.type == ValueType::kMatrix ? "range vector" : ValueTypeName(expr.type)) +
+          "\" for range query, must be Scalar or instant Vector"};
+    }
+    if (step <= 0) throw EvalError{"zero or negative query resolution step widths are not accepted"};
+    Evaluator ev(storage, start, end, options.default_step_ms);
+    std::map<Labels, Series> series;
+    for (TimestampMs t = start; t <= end; t += step) {
+      Value v = ev.Eval(expr, t);
+      if (v.type == ValueType::kScalar) {
+        auto& s = series[Labels{}];
+        s.points.push_back(Point{t, v.scalar});
+        continue;
+      }
+      for (auto& sample : v.vector) {
+        auto& s = series[sample.metric];
+        if (s.points.empty()) s.metric = sample.metric;
+        s.points.push_back(Point{t, sample.v});
+      }
+    }
+    Value out;
+    out.type = ValueType::kMatrix;
+    for (auto& [_, s] : series) out.matrix.push_back(std::move(s));
+    return out;
+  });
+}
+
+EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs start, TimestampMs end,
+                     TimestampMs step) {
+  return EvalRange(expr, storage, start, end, step, EvalOptions{});
+}
+
+}  // namespace runbook::promql
