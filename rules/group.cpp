@@ -83,8 +83,10 @@ struct RuleGroup::Impl {
   TimestampMs Interval() const { return def.interval_ms > 0 ? def.interval_ms : opts->default_interval_ms; }
 
   std::variant<promql::Vector, std::string> Query(const promql::Expr& expr, TimestampMs ts) const {
+    promql::EvalOptions eval_options;
+    eval_options.default_step_ms = opts->default_interval_ms;
     promql::EvalResult r =
-        opts->query ? opts->query(expr, ts) : promql::EvalInstant(expr, *opts->queryable, ts);
+        opts->query ? opts->query(expr, ts) : promql::EvalInstant(expr, *opts->queryable, ts, eval_options);
     if (r.error) return r.error->ToString();
     if (r.value.type == promql::ValueType::kVector) return std::move(r.value.vector);
     if (r.value.type == promql::ValueType::kScalar) return promql::Vector{{{}, ts, r.value.scalar}};
