@@ -1758,7 +1758,7 @@ std::string ExpandAlertTemplate(std::string_view rule_name, std::string_view tex
 std::optional<std::string> CheckAlertTemplate(std::string_view rule_name, std::string_view text) {
   std::string name = "__alert_" + std::string(rule_name);
   auto parsed = Template::Parse(name, std::string(kAlertPrelude) + std::string(text));
-  if (auto* e = std::get_if<std::string>(&parsed)) return "error parsing template " + name + ": " + *e;
+  if (auto* e = std::get_if<std::string>(&parsed)) return *e;
   return std::nullopt;
 }
 

@@ -151,7 +151,7 @@ TEST_CASE("template: load-time check accepts what promtool accepts") {
   CHECK(CheckAlertTemplate("A", "{{ $labels.instance "));
   CHECK(CheckAlertTemplate("A", "{{ humanise $value }}"));
   CHECK(*CheckAlertTemplate("A", "{{ humanise $value }}") ==
-        "error parsing template __alert_A: template: __alert_A:1: function \"humanise\" not defined");
+        "template: __alert_A:1: function \"humanise\" not defined");
 }
 
 TEST_CASE("template: query results feed first/value/label/sortByLabel") {
