@@ -266,7 +266,7 @@ class Loader {
     auto err = [&](std::optional<Pos> node, std::optional<Pos> alt, const std::string& msg) {
       std::string prefix;
       if (node) prefix += Loc(*node) + ": ";
-      if (alt) prefix += Loc(*alt) + ": ";
+      if (alt && alt->line != 0) prefix += Loc(*alt) + ": ";
       rule_errors_.push_back(file_ + ": " + prefix + "group " + GoQuote(group) + ", rule " +
                              std::to_string(index) + ", " + GoQuote(rule_name) + ": " + msg);
     };
