@@ -124,8 +124,10 @@ struct ManagerOptions {
   TimestampMs resend_delay_ms = 60'000;
   TimestampMs resolved_retention_ms = 15 * 60'000;
   // Restore after a restart, as Prometheus' RestoreForState: only rules whose `for` is at least
-  // the grace period are restored; state older than the outage tolerance is ignored.
-  TimestampMs for_grace_period_ms = 10 * 60'000;
+  // the grace period are restored, and a restored alert pends at least the grace period; state
+  // older than the outage tolerance is ignored. Prometheus' default grace period is 10m (rules
+  // with a shorter `for` start over); 0 here, so that a restart never resets `for`.
+  TimestampMs for_grace_period_ms = 0;
   TimestampMs for_outage_tolerance_ms = 60 * 60'000;
   std::string state_file;  // empty: no persistence
 };

@@ -290,3 +290,33 @@ TEST_CASE("rules: a reload keeps the alert state of unchanged rules") {
   m.Update({}, t);
   CHECK(m.Groups().empty());
 }
+
+TEST_CASE("rules: with the default grace period a restart resumes `for` and re-fires a firing alert") {
+  auto path =
+      std::filesystem::temp_directory_path() / ("rules_state0_" + std::to_string(::getpid()) + ".json");
+  std::filesystem::remove(path);
+  Fixture f;
+  f.opts.state_file = path.string();
+  GroupDef g =
+      Group({Alerting("Short", "lab_gauge > 10", 2 * kMin), Alerting("Firing", "lab_gauge > 10", 0)});
+  g.interval_ms = 10 * kSec;
+  f.Set({{"a", 50}});
+  TimestampMs t = 0;
+  {
+    RuleManager m(f.opts);
+    m.Update({g}, 0);
+    for (; t <= 90 * kSec; t += kSec) m.EvalDue(t);
+  }
+  // Down for 30 s; "Short" had pended about 80 s of its 2 minutes.
+  t += 30 * kSec;
+  RuleManager m(f.opts);
+  m.Update({g}, t);
+  auto state = [&](int rule) { return m.Groups()[0].rules[rule].alerts.at(0); };
+  while (m.Groups()[0].evaluations < 2) m.EvalDue(t += kSec);
+  CHECK(state(1).state == AlertState::kFiring);
+  CHECK(state(0).state == AlertState::kPending);
+  TimestampMs restarted = m.Groups()[0].last_evaluation;
+  while (state(0).state != AlertState::kFiring) m.EvalDue(t += kSec);
+  CHECK(state(0).fired_at - restarted <= 50 * kSec);  // about 40 s left, not 2 minutes
+  std::filesystem::remove(path);
+}
