@@ -8,6 +8,7 @@
 #include <string>
 
 #include "app.h"
+#include "cli.h"
 #include "http_server.h"
 #include "logging.h"
 
@@ -26,6 +27,10 @@ on /metrics for Prometheus.
   --log.format FORMAT         text or json (default text)
   --version                   print the version and exit
   --help                      print this help and exit
+
+Subcommands (promtool's output and exit codes: 0 success, 1 failure):
+  check rules FILE...         validate Prometheus rule files
+  test rules FILE...          run promtool-format rule unit tests
 
 Signals: SIGHUP (or POST /-/reload) re-reads the configuration; a bad one keeps the running
 configuration and sets runbook_exporter_config_last_reload_successful to 0.
@@ -80,6 +85,7 @@ bool ParseFlags(int argc, char** argv, Flags& f, std::string& error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (int rc = runbook::rules::RunRulesCommand(argc, argv); rc >= 0) return rc;
   Flags flags;
   std::string error;
   if (!ParseFlags(argc, argv, flags, error)) {

@@ -1,0 +1,435 @@
+// Recording and alerting rules and their group, following Prometheus 2.42's rules/alerting.go,
+// rules/recording.go and Group.Eval / CopyState / RestoreForState in rules/manager.go.
+#include <chrono>
+#include <set>
+
+#include "runbook/rules.h"
+#include "template.h"
+
+namespace runbook::rules {
+
+std::string_view AlertStateName(AlertState s) {
+  switch (s) {
+    case AlertState::kInactive: return "inactive";
+    case AlertState::kPending: return "pending";
+    case AlertState::kFiring: return "firing";
+  }
+  return "";
+}
+
+namespace {
+
+// labels.Builder.Set: replaces or inserts; an empty value deletes.
+void SetLabel(Labels& l, const std::string& name, const std::string& value) {
+  auto it = std::find_if(l.begin(), l.end(), [&](const auto& p) { return p.first == name; });
+  if (value.empty()) {
+    if (it != l.end()) l.erase(it);
+    return;
+  }
+  if (it != l.end()) {
+    it->second = value;
+    return;
+  }
+  l.insert(std::upper_bound(l.begin(), l.end(), name,
+                            [](const std::string& n, const auto& p) { return n < p.first; }),
+           {name, value});
+}
+
+std::string QueryEscape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += char(c);
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+struct RuleState {
+  RuleDef def;
+  std::map<Labels, AlertStatus> active;
+  bool restored = false;
+  std::string health = "unknown";
+  std::string last_error;
+  TimestampMs last_evaluation = kNoTime;
+  double evaluation_seconds = 0;
+  std::set<Labels> prev_series;
+  std::vector<promql::Sample> alert_series;
+};
+
+std::string NameAndLabels(const RuleDef& r) {
+  std::string s = r.name;
+  for (const auto& [k, v] : r.labels) s += "\x1f" + k + "\x1e" + v;
+  return s;
+}
+
+}  // namespace
+
+struct RuleGroup::Impl {
+  GroupDef def;
+  const ManagerOptions* opts;
+  std::vector<RuleState> rules;
+  std::vector<Labels> stale_series;
+  TimestampMs last_evaluation = kNoTime;
+  double evaluation_seconds = 0;
+  std::uint64_t evaluations = 0, failures = 0;
+
+  TimestampMs Interval() const { return def.interval_ms > 0 ? def.interval_ms : opts->default_interval_ms; }
+
+  std::variant<promql::Vector, std::string> Query(const promql::Expr& expr, TimestampMs ts) const {
+    promql::EvalOptions eval_options;
+    eval_options.default_step_ms = opts->default_interval_ms;
+    promql::EvalResult r =
+        opts->query ? opts->query(expr, ts) : promql::EvalInstant(expr, *opts->queryable, ts, eval_options);
+    if (r.error) return r.error->ToString();
+    if (r.value.type == promql::ValueType::kVector) return std::move(r.value.vector);
+    if (r.value.type == promql::ValueType::kScalar) return promql::Vector{{{}, ts, r.value.scalar}};
+    return std::string("rule result is not a vector or scalar");
+  }
+
+  TemplateQueryFunc TemplateQuery(TimestampMs ts) const {
+    return [this, ts](std::string_view text) -> std::variant<std::vector<TemplateSample>, std::string> {
+      auto parsed = promql::Parse(text);
+      if (!parsed.expr) return parsed.error.ToString();
+      auto res = Query(*parsed.expr, ts);
+      if (auto* e = std::get_if<std::string>(&res)) return *e;
+      std::vector<TemplateSample> out;
+      for (auto& s : std::get<promql::Vector>(res)) out.push_back({std::move(s.metric), s.v});
+      return out;
+    };
+  }
+
+  std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out) {
+    auto res = Query(*r.def.expr, ts);
+    if (auto* e = std::get_if<std::string>(&res)) return *e;
+    out = std::get<promql::Vector>(std::move(res));
+    std::set<Labels> seen;
+    for (auto& s : out) {
+      SetLabel(s.metric, "__name__", r.def.name);
+      for (const auto& [k, v] : r.def.labels) SetLabel(s.metric, k, v);
+      s.t = ts;
+      if (!seen.insert(s.metric).second) {
+        return std::string("vector contains metrics with the same labelset after applying rule labels");
+      }
+    }
+    if (def.limit > 0 && int(out.size()) > def.limit) {
+      return "exceeded limit " + std::to_string(def.limit) + " with " + std::to_string(out.size()) +
+             " series";
+    }
+    return std::nullopt;
+  }
+
+  std::optional<std::string> EvalAlerting(RuleState& r, TimestampMs ts, promql::Vector& out) {
+    auto res = Query(*r.def.expr, ts);
+    if (auto* e = std::get_if<std::string>(&res)) return *e;
+    std::map<Labels, AlertStatus> fresh;
+    for (const auto& s : std::get<promql::Vector>(res)) {
+      TemplateData data;
+      data.labels = s.metric;
+      data.external_labels = opts->external_labels;
+      data.external_url = opts->external_url;
+      data.value = s.v;
+      data.query = TemplateQuery(ts);
+      Labels labels = s.metric;
+      SetLabel(labels, "__name__", "");
+      for (const auto& [k, v] : r.def.labels) SetLabel(labels, k, ExpandAlertTemplate(r.def.name, v, data));
+      SetLabel(labels, "alertname", r.def.name);
+      AlertStatus a;
+      for (const auto& [k, v] : r.def.annotations)
+        a.annotations.emplace_back(k, ExpandAlertTemplate(r.def.name, v, data));
+      a.labels = labels;
+      a.state = AlertState::kPending;
+      a.active_at = ts;
+      a.value = s.v;
+      if (!fresh.emplace(labels, std::move(a)).second) {
+        return std::string("vector contains metrics with the same labelset after applying alert labels");
+      }
+    }
+    for (auto& [labels, a] : fresh) {
+      auto it = r.active.find(labels);
+      if (it != r.active.end() && it->second.state != AlertState::kInactive) {
+        it->second.value = a.value;
+        it->second.annotations = std::move(a.annotations);
+        continue;
+      }
+      r.active[labels] = std::move(a);
+    }
+    int active_pending = 0;
+    for (auto it = r.active.begin(); it != r.active.end();) {
+      AlertStatus& a = it->second;
+      if (!fresh.count(it->first)) {
+        bool keep = false;
+        if (a.state == AlertState::kFiring && r.def.keep_firing_for_ms > 0) {
+          if (a.keep_firing_since == kNoTime) a.keep_firing_since = ts;
+          keep = ts - a.keep_firing_since < r.def.keep_firing_for_ms;
+        }
+        if (a.state == AlertState::kPending ||
+            (a.resolved_at != kNoTime && ts - a.resolved_at > opts->resolved_retention_ms)) {
+          it = r.active.erase(it);
+          continue;
+        }
+        if (a.state != AlertState::kInactive && !keep) {
+          a.state = AlertState::kInactive;
+          a.resolved_at = ts;
+        }
+        if (!keep) {
+          ++it;
+          continue;
+        }
+      } else {
+        a.keep_firing_since = kNoTime;
+      }
+      ++active_pending;
+      if (a.state == AlertState::kPending && ts - a.active_at >= r.def.for_ms) {
+        a.state = AlertState::kFiring;
+        a.fired_at = ts;
+      }
+      if (r.restored) {
+        Labels alerts = r.def.labels;
+        for (const auto& [k, v] : a.labels) SetLabel(alerts, k, v);
+        SetLabel(alerts, "__name__", "ALERTS");
+        SetLabel(alerts, "alertname", r.def.name);
+        Labels for_state = alerts;
+        SetLabel(for_state, "__name__", "ALERTS_FOR_STATE");
+        SetLabel(alerts, "alertstate", std::string(AlertStateName(a.state)));
+        out.push_back({std::move(alerts), ts, 1});
+        out.push_back({std::move(for_state), ts, double(promql_floor_div(a.active_at, 1000))});
+      }
+      ++it;
+    }
+    if (def.limit > 0 && active_pending > def.limit) {
+      r.active.clear();
+      out.clear();
+      return "exceeded limit of " + std::to_string(def.limit) + " with " + std::to_string(active_pending) +
+             " alerts";
+    }
+    return std::nullopt;
+  }
+
+  static std::int64_t promql_floor_div(std::int64_t a, std::int64_t b) {
+    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+  }
+
+  void SendAlerts(RuleState& r, TimestampMs ts) {
+    std::vector<Alert> alerts;
+    TimestampMs delta = std::max(opts->resend_delay_ms, Interval());
+    for (auto& [labels, a] : r.active) {
+      if (a.state == AlertState::kPending) continue;
+      bool needs = a.resolved_at > a.last_sent_at || a.last_sent_at + opts->resend_delay_ms < ts;
+      if (!needs) continue;
+      a.last_sent_at = ts;
+      a.valid_until = ts + 4 * delta;
+      Alert out;
+      out.labels = a.labels;
+      for (const auto& [k, v] : opts->external_labels) {
+        if (LabelValue(out.labels, k).empty()) SetLabel(out.labels, k, v);
+      }
+      out.annotations = a.annotations;
+      out.starts_at = a.fired_at;
+      out.ends_at = a.resolved_at != kNoTime ? a.resolved_at : a.valid_until;
+      out.generator_url = opts->external_url + "/graph?g0.expr=" +
+                          QueryEscape(r.def.expr ? promql::Format(*r.def.expr) : r.def.expr_text) +
+                          "&g0.tab=1";
+      alerts.push_back(std::move(out));
+    }
+    if (!alerts.empty() && opts->notify) opts->notify(alerts);
+  }
+};
+
+RuleGroup::RuleGroup(GroupDef def, const ManagerOptions* options) : impl_(std::make_unique<Impl>()) {
+  impl_->opts = options;
+  for (auto& r : def.rules) {
+    RuleState st;
+    st.def = r;
+    impl_->rules.push_back(std::move(st));
+  }
+  impl_->def = std::move(def);
+}
+
+RuleGroup::~RuleGroup() = default;
+
+const GroupDef& RuleGroup::def() const {
+  return impl_->def;
+}
+TimestampMs RuleGroup::interval_ms() const {
+  return impl_->Interval();
+}
+
+void RuleGroup::Eval(TimestampMs ts) {
+  Impl& g = *impl_;
+  auto group_start = std::chrono::steady_clock::now();
+  for (auto& r : g.rules) {
+    auto start = std::chrono::steady_clock::now();
+    promql::Vector out;
+    std::optional<std::string> error;
+    if (!r.def.expr) {
+      error = "rule has no parsed expression";
+    } else if (r.def.kind == RuleDef::Kind::kRecording) {
+      error = g.EvalRecording(r, ts, out);
+    } else {
+      error = g.EvalAlerting(r, ts, out);
+    }
+    r.last_evaluation = ts;
+    r.evaluation_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (error) {
+      r.health = "err";
+      r.last_error = *error;
+      ++g.failures;
+      continue;
+    }
+    r.health = "ok";
+    r.last_error.clear();
+    if (r.def.kind == RuleDef::Kind::kAlerting) {
+      g.SendAlerts(r, ts);
+      r.alert_series = out;
+    }
+    std::set<Labels> returned;
+    for (const auto& s : out) {
+      if (g.opts->appender) g.opts->appender->Append(s.metric, ts, s.v);
+      returned.insert(s.metric);
+    }
+    for (const auto& prev : r.prev_series) {
+      if (!returned.count(prev) && g.opts->appender)
+        g.opts->appender->Append(prev, ts, promql::StaleMarker());
+    }
+    r.prev_series = std::move(returned);
+  }
+  for (const auto& s : g.stale_series) {
+    if (g.opts->appender) g.opts->appender->Append(s, ts, promql::StaleMarker());
+  }
+  g.stale_series.clear();
+  ++g.evaluations;
+  g.last_evaluation = ts;
+  g.evaluation_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - group_start).count();
+}
+
+void RuleGroup::CopyState(RuleGroup& old) {
+  Impl& g = *impl_;
+  Impl& from = *old.impl_;
+  g.last_evaluation = from.last_evaluation;
+  g.evaluation_seconds = from.evaluation_seconds;
+  std::map<std::string, std::vector<std::size_t>> by_name;
+  for (std::size_t i = 0; i < from.rules.size(); ++i) by_name[NameAndLabels(from.rules[i].def)].push_back(i);
+  for (auto& r : g.rules) {
+    auto& indexes = by_name[NameAndLabels(r.def)];
+    if (indexes.empty()) continue;
+    RuleState& f = from.rules[indexes.front()];
+    indexes.erase(indexes.begin());
+    r.prev_series = f.prev_series;
+    if (r.def.kind == RuleDef::Kind::kAlerting && f.def.kind == RuleDef::Kind::kAlerting) {
+      r.active = f.active;
+      r.alert_series = f.alert_series;
+    }
+  }
+  g.stale_series = from.stale_series;
+  for (const auto& [name, indexes] : by_name) {
+    for (std::size_t i : indexes) {
+      for (const auto& s : from.rules[i].prev_series) g.stale_series.push_back(s);
+    }
+  }
+}
+
+void RuleGroup::SetRestored() {
+  for (auto& r : impl_->rules) r.restored = true;
+}
+
+std::string RuleGroup::RuleKey(const GroupDef& g, const RuleDef& r) {
+  return g.file + "\x1f" + g.name + "\x1f" + NameAndLabels(r);
+}
+
+void RuleGroup::RestoreForState(TimestampMs ts, TimestampMs saved_at, const SavedState& saved) {
+  Impl& g = *impl_;
+  for (auto& r : g.rules) {
+    if (r.def.kind != RuleDef::Kind::kAlerting) continue;
+    if (r.def.for_ms < g.opts->for_grace_period_ms || saved_at < ts - g.opts->for_outage_tolerance_ms) {
+      r.restored = true;
+      continue;
+    }
+    auto it = saved.find(RuleKey(g.def, r.def));
+    for (auto& [labels, a] : r.active) {
+      if (it == saved.end()) break;
+      for (const auto& s : it->second) {
+        if (s.labels != labels) continue;
+        TimestampMs restored = s.active_at;
+        TimestampMs remaining = r.def.for_ms - (saved_at - s.active_at);
+        if (remaining <= 0) {
+          // It was firing when we went down; it fires again at the next evaluation.
+        } else if (remaining < g.opts->for_grace_period_ms) {
+          restored = ts + g.opts->for_grace_period_ms - r.def.for_ms;
+        } else {
+          restored = s.active_at + (ts - saved_at);
+        }
+        a.active_at = restored;
+      }
+    }
+    r.restored = true;
+  }
+}
+
+void RuleGroup::SaveState(SavedState& out) const {
+  for (const auto& r : impl_->rules) {
+    if (r.def.kind != RuleDef::Kind::kAlerting) continue;
+    auto& list = out[RuleKey(impl_->def, r.def)];
+    for (const auto& [labels, a] : r.active) {
+      if (a.state != AlertState::kInactive) list.push_back({labels, a.active_at});
+    }
+  }
+}
+
+GroupStatus RuleGroup::Status() const {
+  const Impl& g = *impl_;
+  GroupStatus s;
+  s.file = g.def.file;
+  s.name = g.def.name;
+  s.interval_ms = g.Interval();
+  s.limit = g.def.limit;
+  s.last_evaluation = g.last_evaluation;
+  s.evaluation_seconds = g.evaluation_seconds;
+  s.evaluations = g.evaluations;
+  s.failures = g.failures;
+  for (const auto& r : g.rules) {
+    RuleStatus rs;
+    rs.def = r.def;
+    rs.health = r.health;
+    rs.last_error = r.last_error;
+    rs.last_evaluation = r.last_evaluation;
+    rs.evaluation_seconds = r.evaluation_seconds;
+    for (const auto& [labels, a] : r.active) rs.alerts.push_back(a);
+    s.rules.push_back(std::move(rs));
+  }
+  return s;
+}
+
+std::vector<AlertStatus> RuleGroup::ActiveAlerts(std::string_view alertname) const {
+  std::vector<AlertStatus> out;
+  for (const auto& r : impl_->rules) {
+    if (r.def.kind != RuleDef::Kind::kAlerting || r.def.name != alertname) continue;
+    for (const auto& [labels, a] : r.active) {
+      if (a.state != AlertState::kInactive) out.push_back(a);
+    }
+  }
+  return out;
+}
+
+std::vector<promql::Sample> RuleGroup::AlertSeries() const {
+  std::vector<promql::Sample> out;
+  for (const auto& r : impl_->rules) out.insert(out.end(), r.alert_series.begin(), r.alert_series.end());
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> RuleGroup::LastErrors() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : impl_->rules) {
+    if (r.health == "err") out.emplace_back(r.def.name, r.last_error);
+  }
+  return out;
+}
+
+}  // namespace runbook::rules

@@ -1,0 +1,322 @@
+// Alert state machine, groups and manager on a fake clock: evaluation times are passed in and the
+// query is a seam returning scripted vectors (SEMANTICS.md §1.3–1.6 give the expected timings).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "runbook/rules.h"
+
+using namespace runbook;
+using namespace runbook::rules;
+
+namespace {
+
+constexpr TimestampMs kSec = 1000, kMin = 60 * kSec;
+
+struct Captured : Appender {
+  std::vector<std::tuple<Labels, TimestampMs, double>> samples;
+  void Append(const Labels& m, TimestampMs t, double v) override { samples.emplace_back(m, t, v); }
+};
+
+struct Fixture {
+  promql::Vector current;  // what every expression returns at the next evaluation
+  std::vector<std::pair<TimestampMs, Alert>> sent;
+  TimestampMs now = 0;
+  Captured out;
+  ManagerOptions opts;
+
+  Fixture() {
+    opts.query = [this](const promql::Expr&, TimestampMs) {
+      promql::EvalResult r;
+      r.value.type = promql::ValueType::kVector;
+      r.value.vector = current;
+      return r;
+    };
+    opts.notify = [this](const std::vector<Alert>& alerts) {
+      for (const auto& a : alerts) sent.emplace_back(now, a);
+    };
+    opts.appender = &out;
+    opts.external_labels = {{"monitor", "lab"}, {"severity", "ext-loses"}};
+    opts.external_url = "http://prom:9090";
+    opts.default_interval_ms = 5 * kSec;
+  }
+  void Set(std::initializer_list<std::pair<std::string, double>> series) {
+    current.clear();
+    for (const auto& [s, v] : series) current.push_back({{{"__name__", "lab_gauge"}, {"series", s}}, 0, v});
+  }
+  std::vector<TimestampMs> SentTimes() const {
+    std::vector<TimestampMs> t;
+    for (const auto& [ts, a] : sent) t.push_back(ts);
+    return t;
+  }
+};
+
+RuleDef Alerting(std::string name, std::string expr, TimestampMs for_ms, TimestampMs keep = 0) {
+  RuleDef r;
+  r.kind = RuleDef::Kind::kAlerting;
+  r.name = std::move(name);
+  r.expr_text = std::move(expr);
+  r.expr = promql::Parse(r.expr_text).expr;
+  REQUIRE(r.expr);
+  r.for_ms = for_ms;
+  r.keep_firing_for_ms = keep;
+  r.labels = {{"severity", "warning"}};
+  r.annotations = {
+      {"summary", "value={{ $value }} on {{ $labels.series }} ext={{ $externalLabels.monitor }}"}};
+  return r;
+}
+
+GroupDef Group(std::vector<RuleDef> rules, std::string name = "g") {
+  GroupDef g;
+  g.file = "lab.yml";
+  g.name = std::move(name);
+  g.rules = std::move(rules);
+  return g;
+}
+
+// Evaluates every 5 s from `from` to `to` inclusive.
+void Run(RuleGroup& g, Fixture& f, TimestampMs from, TimestampMs to) {
+  for (f.now = from; f.now <= to; f.now += 5 * kSec) g.Eval(f.now);
+}
+
+}  // namespace
+
+TEST_CASE("rules: pending becomes firing at the first evaluation with ts - activeAt >= for") {
+  Fixture f;
+  RuleGroup g(Group({Alerting("LabGaugeHigh", "lab_gauge > 10", 30 * kSec)}), &f.opts);
+  g.SetRestored();
+  f.Set({{"a", 50}});
+  Run(g, f, 0, 25 * kSec);
+  auto alerts = g.ActiveAlerts("LabGaugeHigh");
+  REQUIRE(alerts.size() == 1);
+  CHECK(alerts[0].state == AlertState::kPending);
+  CHECK(alerts[0].active_at == 0);
+  CHECK(f.sent.empty());  // pending alerts are never sent
+  auto series = g.AlertSeries();
+  REQUIRE(series.size() == 2);
+  CHECK(series[0].metric == Labels{{"__name__", "ALERTS"},
+                                   {"alertname", "LabGaugeHigh"},
+                                   {"alertstate", "pending"},
+                                   {"series", "a"},
+                                   {"severity", "warning"}});
+  CHECK(series[1].metric == Labels{{"__name__", "ALERTS_FOR_STATE"},
+                                   {"alertname", "LabGaugeHigh"},
+                                   {"series", "a"},
+                                   {"severity", "warning"}});
+  CHECK(series[1].v == 0);
+
+  f.now = 30 * kSec;
+  g.Eval(f.now);
+  alerts = g.ActiveAlerts("LabGaugeHigh");
+  CHECK(alerts[0].state == AlertState::kFiring);
+  CHECK(alerts[0].fired_at == 30 * kSec);
+  REQUIRE(f.sent.size() == 1);
+  const Alert& a = f.sent[0].second;
+  // External labels are added at send time, only where the alert has no such label.
+  CHECK(a.labels ==
+        Labels{{"alertname", "LabGaugeHigh"}, {"monitor", "lab"}, {"series", "a"}, {"severity", "warning"}});
+  CHECK(a.annotations == Labels{{"summary", "value=50 on a ext=lab"}});
+  CHECK(a.starts_at == 30 * kSec);           // firedAt, not activeAt
+  CHECK(a.ends_at == 30 * kSec + 4 * kMin);  // validUntil = ts + 4 * max(resend, interval)
+  CHECK(a.generator_url == "http://prom:9090/graph?g0.expr=lab_gauge+%3E+10&g0.tab=1");
+  CHECK(LabelValue(g.AlertSeries()[0].metric, "alertstate") == "firing");
+  CHECK(LabelValue(g.AlertSeries()[0].metric, "monitor").empty());  // not in ALERTS
+}
+
+TEST_CASE("rules: a pending alert that disappears is dropped silently; for: 0 fires at once") {
+  Fixture f;
+  RuleGroup g(Group({Alerting("Slow", "lab_gauge > 10", 30 * kSec), Alerting("Now", "lab_gauge > 10", 0)}),
+              &f.opts);
+  g.SetRestored();
+  f.Set({{"c", 50}});
+  Run(g, f, 0, 10 * kSec);
+  CHECK(g.ActiveAlerts("Now")[0].state == AlertState::kFiring);
+  CHECK(g.ActiveAlerts("Now")[0].fired_at == 0);
+  f.Set({});
+  Run(g, f, 15 * kSec, 15 * kSec);
+  CHECK(g.ActiveAlerts("Slow").empty());
+  for (const auto& [t, a] : f.sent) CHECK(LabelValue(a.labels, "alertname") == "Now");
+}
+
+TEST_CASE("rules: resends every resend delay (65 s at a 5 s interval), resolved kept and resent for 15 min") {
+  Fixture f;
+  RuleGroup g(Group({Alerting("A", "lab_gauge > 10", 0)}), &f.opts);
+  g.SetRestored();
+  f.Set({{"a", 50}});
+  Run(g, f, 0, 150 * kSec);
+  CHECK(f.SentTimes() == std::vector<TimestampMs>{0, 65 * kSec, 130 * kSec});
+  f.sent.clear();
+  f.Set({});
+  Run(g, f, 155 * kSec, 155 * kSec + 16 * kMin);
+  // Resolved: sent at once with endsAt = resolvedAt and the last annotations, then every 65 s
+  // while the alert is retained (deleted at the first evaluation more than 15 min after).
+  REQUIRE(!f.sent.empty());
+  CHECK(f.sent[0].first == 155 * kSec);
+  CHECK(f.sent[0].second.ends_at == 155 * kSec);
+  CHECK(f.sent[0].second.annotations == Labels{{"summary", "value=50 on a ext=lab"}});
+  CHECK(f.sent.size() == 14);
+  CHECK(f.sent.back().first == 155 * kSec + 13 * 65 * kSec);
+  CHECK(g.Status().rules[0].alerts.empty());
+  CHECK(g.AlertSeries().empty());
+}
+
+TEST_CASE("rules: keep_firing_for holds a firing alert and resets when the condition returns") {
+  Fixture f;
+  RuleGroup g(Group({Alerting("K", "lab_gauge > 10", 0, 30 * kSec)}), &f.opts);
+  g.SetRestored();
+  f.Set({{"a", 50}});
+  Run(g, f, 0, 10 * kSec);
+  f.Set({});
+  Run(g, f, 15 * kSec, 35 * kSec);  // keepFiringSince = 15 s; 35 - 15 < 30
+  CHECK(g.ActiveAlerts("K")[0].state == AlertState::kFiring);
+  f.Set({{"a", 50}});
+  Run(g, f, 40 * kSec, 40 * kSec);
+  f.Set({});
+  Run(g, f, 45 * kSec, 70 * kSec);  // since = 45 s again
+  CHECK(g.ActiveAlerts("K")[0].state == AlertState::kFiring);
+  Run(g, f, 75 * kSec, 75 * kSec);
+  CHECK(g.ActiveAlerts("K").empty());
+  CHECK(g.Status().rules[0].alerts[0].resolved_at == 75 * kSec);
+}
+
+TEST_CASE("rules: limit and label collisions fail the evaluation as in Prometheus") {
+  Fixture f;
+  GroupDef def = Group({Alerting("L", "lab_gauge > 10", 0)});
+  def.limit = 1;
+  RuleGroup g(def, &f.opts);
+  g.SetRestored();
+  f.Set({{"a", 50}, {"b", 60}});
+  g.Eval(0);
+  CHECK(g.LastErrors() ==
+        std::vector<std::pair<std::string, std::string>>{{"L", "exceeded limit of 1 with 2 alerts"}});
+  CHECK(g.Status().rules[0].alerts.empty());
+
+  f.current = {{{{"__name__", "x"}, {"i", "1"}}, 0, 1}, {{{"__name__", "y"}, {"i", "1"}}, 0, 1}};
+  RuleGroup g2(Group({Alerting("D", "x", 0)}), &f.opts);
+  g2.Eval(0);
+  CHECK(g2.LastErrors()[0].second ==
+        "vector contains metrics with the same labelset after applying alert labels");
+  CHECK(g2.Status().failures == 1);
+}
+
+TEST_CASE("rules: recording rules rename and relabel, and mark vanished series stale") {
+  Fixture f;
+  RuleDef r;
+  r.kind = RuleDef::Kind::kRecording;
+  r.name = "job:x:sum";
+  r.expr_text = "x";
+  r.expr = promql::Parse(r.expr_text).expr;
+  r.labels = {{"team", "db"}};
+  RuleGroup g(Group({r}), &f.opts);
+  f.current = {{{{"__name__", "x"}, {"i", "1"}}, 0, 1}, {{{"__name__", "x"}, {"i", "2"}}, 0, 2}};
+  g.Eval(0);
+  f.current.pop_back();
+  g.Eval(5 * kSec);
+  REQUIRE(f.out.samples.size() == 4);
+  CHECK(std::get<0>(f.out.samples[0]) == Labels{{"__name__", "job:x:sum"}, {"i", "1"}, {"team", "db"}});
+  CHECK(std::get<2>(f.out.samples[1]) == 2);
+  CHECK(std::get<0>(f.out.samples[3]) == Labels{{"__name__", "job:x:sum"}, {"i", "2"}, {"team", "db"}});
+  CHECK(std::get<1>(f.out.samples[3]) == 5 * kSec);
+  CHECK(promql::IsStaleMarker(std::get<2>(f.out.samples[3])));
+}
+
+TEST_CASE("rules: a restart restores activeAt from the state file (RestoreForState)") {
+  auto path =
+      std::filesystem::temp_directory_path() / ("rules_state_" + std::to_string(::getpid()) + ".json");
+  std::filesystem::remove(path);
+  Fixture f;
+  f.opts.state_file = path.string();
+  f.opts.for_grace_period_ms = 10 * kMin;
+  auto defs = [] {
+    GroupDef g = Group({Alerting("Long", "lab_gauge > 10", 15 * kMin)});
+    g.interval_ms = kMin;
+    return std::vector<GroupDef>{g};
+  };
+  f.Set({{"a", 50}});
+  TimestampMs first_eval = 0;
+  {
+    RuleManager m(f.opts);
+    m.Update(defs(), 0);
+    for (TimestampMs t = 0; t <= 6 * kMin; t += 10 * kSec) {
+      TimestampMs next = m.EvalDue(t);
+      CHECK(next > t);
+    }
+    auto groups = m.Groups();
+    first_eval = groups[0].rules[0].alerts.at(0).active_at;
+    CHECK(groups[0].rules[0].alerts[0].state == AlertState::kPending);
+  }
+  REQUIRE(std::filesystem::exists(path));
+  // Down for 2 minutes; pending for about 5–6 minutes before that.
+  RuleManager m(f.opts);
+  m.Update(defs(), 8 * kMin);
+  TimestampMs t = 8 * kMin;
+  while (m.Groups()[0].evaluations == 0) m.EvalDue(t += kSec);
+  TimestampMs restart_eval = m.Groups()[0].last_evaluation;
+  TimestampMs active = m.Groups()[0].rules[0].alerts.at(0).active_at;
+  CHECK(active > first_eval);      // shifted by the downtime...
+  CHECK(active < restart_eval);    // ...but the time spent pending before it still counts
+  CHECK(m.AlertSeries().empty());  // nothing is written before the restore has run
+  while (m.Groups()[0].rules[0].alerts.at(0).state != AlertState::kFiring) m.EvalDue(t += kSec);
+  TimestampMs fired = m.Groups()[0].rules[0].alerts[0].fired_at;
+  CHECK(fired >= active + 15 * kMin);
+  CHECK(fired < active + 15 * kMin + kMin);
+  CHECK(fired < restart_eval + 15 * kMin);  // `for` did not start over
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("rules: a reload keeps the alert state of unchanged rules") {
+  Fixture f;
+  f.Set({{"a", 50}});
+  RuleManager m(f.opts);
+  GroupDef g = Group({Alerting("A", "lab_gauge > 10", 10 * kMin)});
+  m.Update({g}, 0);
+  TimestampMs t = 0;
+  for (; t <= kMin; t += kSec) m.EvalDue(t);
+  TimestampMs active = m.Groups()[0].rules[0].alerts.at(0).active_at;
+  // Same group with an added rule: the old rule keeps its alerts, the new one starts empty.
+  GroupDef changed = g;
+  changed.rules.push_back(Alerting("B", "lab_gauge > 100", 0));
+  m.Update({changed}, t);
+  auto groups = m.Groups();
+  REQUIRE(groups[0].rules.size() == 2);
+  CHECK(groups[0].rules[0].alerts.at(0).active_at == active);
+  CHECK(groups[0].rules[1].alerts.empty());
+  // ALERTS are written right away after a reload (no restore pending).
+  for (TimestampMs end = t + 10 * kSec; t <= end; t += kSec) m.EvalDue(t);
+  CHECK(!m.AlertSeries().empty());
+  // Removing the group drops its state.
+  m.Update({}, t);
+  CHECK(m.Groups().empty());
+}
+
+TEST_CASE("rules: with the default grace period a restart resumes `for` and re-fires a firing alert") {
+  auto path =
+      std::filesystem::temp_directory_path() / ("rules_state0_" + std::to_string(::getpid()) + ".json");
+  std::filesystem::remove(path);
+  Fixture f;
+  f.opts.state_file = path.string();
+  GroupDef g =
+      Group({Alerting("Short", "lab_gauge > 10", 2 * kMin), Alerting("Firing", "lab_gauge > 10", 0)});
+  g.interval_ms = 10 * kSec;
+  f.Set({{"a", 50}});
+  TimestampMs t = 0;
+  {
+    RuleManager m(f.opts);
+    m.Update({g}, 0);
+    for (; t <= 90 * kSec; t += kSec) m.EvalDue(t);
+  }
+  // Down for 30 s; "Short" had pended about 80 s of its 2 minutes.
+  t += 30 * kSec;
+  RuleManager m(f.opts);
+  m.Update({g}, t);
+  auto state = [&](int rule) { return m.Groups()[0].rules[rule].alerts.at(0); };
+  while (m.Groups()[0].evaluations < 2) m.EvalDue(t += kSec);
+  CHECK(state(1).state == AlertState::kFiring);
+  CHECK(state(0).state == AlertState::kPending);
+  TimestampMs restarted = m.Groups()[0].last_evaluation;
+  while (state(0).state != AlertState::kFiring) m.EvalDue(t += kSec);
+  CHECK(state(0).fired_at - restarted <= 50 * kSec);  // about 40 s left, not 2 minutes
+  std::filesystem::remove(path);
+}
