@@ -80,9 +80,11 @@ std::optional<double> ExtrapolatedRate(const FunctionCall& c, bool counter, bool
   double interval = sampled;
   interval += to_start < threshold ? to_start : avg_step / 2;
   interval += to_end < threshold ? to_end : avg_step / 2;
-  result = result * (interval / sampled);
-  if (rate) result /= static_cast<double>(c.range_ms) / 1000;
-  return result;
+  // One factor, divided by the range first, as Prometheus 2.42 rounds: rate(x[5m]) over an
+  // increase of 4500 is 15.000000000000002 there, not 15.
+  double factor = interval / sampled;
+  if (rate) factor /= static_cast<double>(c.range_ms) / 1000;
+  return result * factor;
 }
 
 std::optional<double> Rate(const FunctionCall& c) {
