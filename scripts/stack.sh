@@ -447,7 +447,12 @@ targets:
       keys:                       # the runbooks' queue depths
         - {db: 0, key: "axiomdb:commands"}
         - {db: 0, key: "action_jobs"}
-  certificates: []
+  certificates:
+    - {name: tls, host: $TLS_HOST, port: $TLS_PORT, server_name: $TLS_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: tls-expired, host: $TLS_HOST, port: $TLS_PORT, server_name: $TLS_EXPIRED_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: tls-chain, host: $TLS_HOST, port: $TLS_CHAIN_PORT, server_name: $TLS_CHAIN_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: primary-tls, host: $PG_HOST, port: $PG_PRIMARY_PORT, starttls: postgres, server_name: $TLS_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: tls-files, files: ["$TLS_BUNDLE_FILE", "$TLS_SELF_CERT_FILE"]}
 EOF
   mv -f "$tmp" "$out"
   msg "wrote $out"
