@@ -165,7 +165,6 @@ Status PostgresSslRequest(int fd, Deadline deadline) {
 
 struct VerifyState {
   std::vector<VerifyError> errors;
-  std::string detail;
 };
 
 int VerifyStateIndex() {
@@ -194,13 +193,9 @@ int KeepGoing(int ok, X509_STORE_CTX* store) {
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   auto* state = ssl ? static_cast<VerifyState*>(SSL_get_ex_data(ssl, VerifyStateIndex())) : nullptr;
   if (!state) return 0;
-  int err = X509_STORE_CTX_get_error(store);
-  VerifyError e = Classify(err);
+  VerifyError e = Classify(X509_STORE_CTX_get_error(store));
   if (std::find(state->errors.begin(), state->errors.end(), e) == state->errors.end())
     state->errors.push_back(e);
-  if (state->detail.empty())
-    state->detail = std::string(X509_verify_cert_error_string(err)) + " (depth " +
-                    std::to_string(X509_STORE_CTX_get_error_depth(store)) + ")";
   return 1;
 }
 
@@ -392,7 +387,6 @@ Status OpenSslDialer::Handshake(const TlsEndpoint& ep, Deadline deadline, TlsHan
   out.version = VersionName(SSL_version(ssl.get()));
   out.peer_chain = InfosOf(SSL_get_peer_cert_chain(ssl.get()));
   out.verify_errors = std::move(state.errors);
-  out.verify_detail = std::move(state.detail);
   if (out.verify_errors.empty()) out.verified_chain = InfosOf(SSL_get0_verified_chain(ssl.get()));
   // close_notify, without waiting for the server's.
   SSL_shutdown(ssl.get());

@@ -67,7 +67,6 @@ struct TlsHandshake {
   std::vector<CertInfo> peer_chain;        // as presented by the server, leaf first
   std::vector<CertInfo> verified_chain;    // leaf to trusted root; empty unless verification passed
   std::vector<VerifyError> verify_errors;  // empty: chain and host name verified; no duplicates
-  std::string verify_detail;               // OpenSSL's text for the first error, for logs
 };
 
 class TlsDialer {
@@ -76,8 +75,8 @@ class TlsDialer {
   // Connects, handshakes and reads the chain, all before `deadline`. Errors: kTimeout when the
   // deadline passes (a server that accepts TCP and never answers), kNetwork for refused,
   // unreachable, unresolvable or a failed handshake, kProtocol when a PostgreSQL server refuses
-  // SSL or answers something else, kAuth when the client certificate or key cannot be loaded.
-  // A verification failure is not an error: it is reported in `out`.
+  // SSL or answers something else, kAuth when the CA file, client certificate or key cannot be
+  // loaded. A verification failure is not an error: it is reported in `out`.
   virtual Status Handshake(const TlsEndpoint& endpoint, Deadline deadline, TlsHandshake& out) = 0;
 };
 
