@@ -230,6 +230,8 @@ runbook_exporter demo is running
   PgBouncer           127.0.0.1:$PGBOUNCER_PORT   (stats user $PGBOUNCER_STATS_USER)
   Redis               127.0.0.1:$REDIS_PORT
   TLS (s_server)      127.0.0.1:$TLS_PORT   (SNI $TLS_EXPIRED_SERVER_NAME serves an expired certificate)
+                      127.0.0.1:$TLS_SOON_PORT   (valid 10 days; SNI $TLS_SELF_SERVER_NAME: self-signed)
+                      127.0.0.1:$TLS_CHAIN_PORT   (its intermediate CA expires before the leaf)
   stack directory     $STACK_DIR
 
 Incidents to induce in another terminal (alerts arrive here within minutes; stop resolves them):
