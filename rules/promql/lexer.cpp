@@ -157,11 +157,10 @@ class Lexer {
     int start = static_cast<int>(pos_);
     if (AtEnd()) {
       if (brace_open_) return Error(start, "unexpected end of input inside braces");
+      if (bracket_open_ && duration_first_ && !colon_seen_)
+        return Error(start, "missing unit character in duration");
       if (paren_depth_ > 0) return Error(start, "unclosed left parenthesis");
-      if (bracket_open_) {
-        return Error(start, duration_first_ && !colon_seen_ ? "missing unit character in duration"
-                                                            : "unclosed left bracket");
-      }
+      if (bracket_open_) return Error(start, "unclosed left bracket");
       return Make(Tok::kEOF, start, "");
     }
     char c = Peek();
@@ -311,6 +310,11 @@ class Lexer {
       default: break;
     }
     if (IsDigit(c)) return NumberOrDuration(start, true);
+    // Prometheus' lexer words a letter after the range this way (sic).
+    if (IsAlpha(c)) {
+      if (colon_seen_) return Error(start, "unexpected colon " + Quote(std::string(1, c), '\''));
+      return Error(start + 1, "unexpected colon " + Quote(std::string(1, Peek(1)), '\''));
+    }
     return std::nullopt;
   }
 

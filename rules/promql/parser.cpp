@@ -463,7 +463,7 @@ class Parser {
           Next();
           if (Peek().type != Tok::kLeftParen) Unexpected("@", "timestamp");
           Next();
-          if (Peek().type != Tok::kRightParen) Unexpected("@", "\")\"");
+          if (Peek().type != Tok::kRightParen) Unexpected("@", "timestamp");
           e->end = Next().end;
           if (Expr* target = target_for()) target->at = v.type == Tok::kStart ? AtMode::kStart : AtMode::kEnd;
           continue;
@@ -581,8 +581,17 @@ class Parser {
       case Tok::kIdentifier:
       case Tok::kMetricIdentifier:
       case Tok::kAdd:
-      case Tok::kSub: return true;
-      default: return IsKeywordToken(t);
+      case Tok::kSub:
+      case Tok::kAggregator:
+      case Tok::kLand:
+      case Tok::kLor:
+      case Tok::kLunless:
+      case Tok::kBy:
+      case Tok::kWithout:
+      case Tok::kOffset:
+      case Tok::kStart:
+      case Tok::kEnd: return true;  // keywords Prometheus also accepts as metric names
+      default: return false;
     }
   }
 
