@@ -330,11 +330,20 @@ class Parser {
   }
 
   ExprPtr ParseExpr(int min_prec) {
+    // Parsing, checking, evaluation and Format recurse over the tree: bound its depth so a
+    // hostile rule cannot exhaust the stack. (Prometheus has no such limit; 500 is far beyond use.)
+    struct Depth {
+      explicit Depth(int& d) : d_(d) { ++d_; }
+      ~Depth() { --d_; }
+      int& d_;
+    } depth(depth_);
+    if (depth_ > 500) Fail(Peek().pos, "expression nested too deeply");
     ExprPtr lhs = ParseUnary();
-    for (;;) {
+    for (int chain = 1;; ++chain) {
       const Token& t = Peek();
       int prec = Precedence(t.type);
       if (prec == 0 || prec < min_prec) break;
+      if (depth_ + chain > 500) Fail(t.pos, "expression nested too deeply");
       Next();
       auto bin = NewNode(ExprKind::kBinary, lhs->start, 0);
       bin->op = ToBinOp(t.type);
@@ -353,7 +362,9 @@ class Parser {
         }
       }
       bin->lhs = lhs;
+      depth_ += chain;  // the right operand sits that much deeper in the tree
       bin->rhs = ParseExpr(prec == 6 ? prec : prec + 1);
+      depth_ -= chain;
       bin->end = bin->rhs->end;
       lhs = bin;
     }
@@ -395,8 +406,9 @@ class Parser {
 
   ExprPtr ParsePostfix() {
     ExprPtr e = ParsePrimary();
-    for (;;) {
+    for (int chain = 1;; ++chain) {
       const Token& t = Peek();
+      if (depth_ + chain > 500) Fail(t.pos, "expression nested too deeply");
       if (t.type == Tok::kLeftBracket) {
         int bracket = t.pos;
         Next();
@@ -873,6 +885,7 @@ class Parser {
   size_t i_ = 0;
   std::set<const Expr*> offset_set_;
   std::vector<Failure> recorded_;
+  int depth_ = 0;
   // What yacc names in "unexpected X in ...": "aggregation" anywhere inside an aggregation's
   // arguments.
   std::vector<std::string_view> contexts_;
