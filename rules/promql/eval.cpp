@@ -153,8 +153,12 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
   Vector out;
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
                   [&](const Labels& metric, std::span<const Point> points) {
-                    const Point& last = points.back();
-                    if (IsStaleMarker(last.v)) return;
+                    // Tolerate stores that pass points outside the window.
+                    auto it = std::upper_bound(points.begin(), points.end(), ref,
+                                               [](TimestampMs t, const Point& p) { return t < p.t; });
+                    if (it == points.begin()) return;
+                    const Point& last = *std::prev(it);
+                    if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
                     out.push_back(Sample{metric, last.t, last.v});
                   });
   Count(out.size());
@@ -173,7 +177,8 @@ Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) {
                     Series s;
                     s.metric = metric;
                     for (const auto& p : points) {
-                      if (!IsStaleMarker(p.v)) s.points.push_back(p);
+                      if (p.t >= window->start && p.t <= window->end && !IsStaleMarker(p.v))
+                        s.points.push_back(p);
                     }
                     if (!s.points.empty()) out.push_back(std::move(s));
                   });
