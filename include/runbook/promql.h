@@ -112,6 +112,19 @@ ParseResult Parse(std::string_view text);
 ValueType TypeOf(const Expr& expr);
 std::string Format(const Expr& expr);  // canonical text, as Prometheus' String() prints it
 
+// What an expression reads, for stores that keep history only where needed: each selector's
+// matchers and how far before the evaluation time its oldest point may lie — the 5m lookback or
+// the range, plus offsets and enclosing subqueries' ranges and offsets. A selector under a fixed
+// `@ <time>` (its own or a subquery's) reads around that time instead: `pinned` is set and
+// `lookback_ms` counts back from it. Negative offsets (reading after the evaluation time) count
+// as zero.
+struct SelectorUse {
+  std::vector<Matcher> matchers;
+  TimestampMs lookback_ms = 0;
+  bool pinned = false;
+};
+std::vector<SelectorUse> Selectors(const Expr& expr);
+
 struct EvalResult {
   Value value;
   std::optional<Error> error;

@@ -653,3 +653,39 @@ EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs sta
 }
 
 }  // namespace runbook::promql
+
+namespace runbook::promql {
+namespace {
+
+void CollectSelectors(const Expr& e, TimestampMs extra, bool pinned, std::vector<SelectorUse>& out) {
+  auto use = [&](const Expr& vs, TimestampMs window) {
+    bool fixed = pinned || vs.at == AtMode::kTimestamp;
+    TimestampMs base = vs.at == AtMode::kTimestamp ? 0 : extra;
+    out.push_back(SelectorUse{vs.matchers, std::max<TimestampMs>(0, base + vs.offset_ms + window), fixed});
+  };
+  switch (e.kind) {
+    case ExprKind::kVectorSelector: use(e, kLookbackDeltaMs); return;
+    case ExprKind::kMatrixSelector: use(*e.operand, e.range_ms); return;
+    case ExprKind::kSubquery: {
+      bool fixed = pinned || e.at == AtMode::kTimestamp;
+      TimestampMs base = e.at == AtMode::kTimestamp ? 0 : extra;
+      CollectSelectors(*e.operand, std::max<TimestampMs>(0, base + e.offset_ms + e.range_ms), fixed, out);
+      return;
+    }
+    default: break;
+  }
+  for (const auto* child : {&e.operand, &e.lhs, &e.rhs, &e.param}) {
+    if (*child) CollectSelectors(**child, extra, pinned, out);
+  }
+  for (const auto& a : e.args) CollectSelectors(*a, extra, pinned, out);
+}
+
+}  // namespace
+
+std::vector<SelectorUse> Selectors(const Expr& expr) {
+  std::vector<SelectorUse> out;
+  CollectSelectors(expr, 0, false, out);
+  return out;
+}
+
+}  // namespace runbook::promql

@@ -184,3 +184,18 @@ TEST_CASE("promql selectors use only the points in their window, whatever the st
   CHECK(Eval(store, "m", 500000).value.vector.empty());  // newest point in range is 5m+ old
   CHECK(Eval(store, "count_over_time(m[1m])", 120000).value.vector[0].v == 2);
 }
+
+TEST_CASE("promql Selectors reports how far back each selector reads") {
+  auto uses = pq::Selectors(
+      *pq::Parse("rate(a[10m] offset 1h) / b + max_over_time(c[30m:1m] offset 5m) + d @ 100 + e offset -10m")
+           .expr);
+  REQUIRE(uses.size() == 5);
+  CHECK(uses[0].matchers.back().value() == "a");
+  CHECK(uses[0].lookback_ms == 70 * 60000);  // 10m range + 1h offset
+  CHECK(uses[1].lookback_ms == 5 * 60000);   // instant: the lookback
+  CHECK(uses[2].lookback_ms == 40 * 60000);  // 30m subquery + 5m offset + 5m lookback
+  CHECK(!uses[2].pinned);
+  CHECK(uses[3].pinned);
+  CHECK(uses[3].lookback_ms == 5 * 60000);
+  CHECK(uses[4].lookback_ms == 0);  // reads after the evaluation time only
+}
