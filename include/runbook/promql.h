@@ -94,7 +94,8 @@ class Queryable {
  public:
   virtual ~Queryable() = default;
   // Calls `fn` once for every series that satisfies all matchers and has at least one point in
-  // [mint, maxt], with those points in ascending time order (stale markers included).
+  // [mint, maxt] (both inclusive), with its points in that window in ascending time order (stale
+  // markers included). Instant selectors ask for [t - 5m, t], range selectors for [t - range, t].
   virtual void Select(
       const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
       const std::function<void(const Labels& metric, std::span<const Point> points)>& fn) const = 0;
@@ -110,6 +111,19 @@ ParseResult Parse(std::string_view text);
 
 ValueType TypeOf(const Expr& expr);
 std::string Format(const Expr& expr);  // canonical text, as Prometheus' String() prints it
+
+// What an expression reads, for stores that keep history only where needed: each selector's
+// matchers and how far before the evaluation time its oldest point may lie — the 5m lookback or
+// the range, plus offsets and enclosing subqueries' ranges and offsets. A selector under a fixed
+// `@ <time>` (its own or a subquery's) reads around that time instead: `pinned` is set and
+// `lookback_ms` counts back from it. Negative offsets (reading after the evaluation time) count
+// as zero.
+struct SelectorUse {
+  std::vector<Matcher> matchers;
+  TimestampMs lookback_ms = 0;
+  bool pinned = false;
+};
+std::vector<SelectorUse> Selectors(const Expr& expr);
 
 struct EvalResult {
   Value value;
@@ -152,14 +166,15 @@ class MemoryStorage final : public Queryable {
 };
 
 // Prometheus' duration syntax (model.ParseDuration): `1h30m`, `5m`, `10s`, `100ms`, `1d`, `2w`,
-// `1y`, `0`; units in decreasing order, each at most once. nullopt when invalid.
+// `1y`, `0`; units in decreasing order, each at most once; at most ~292 years (Go's
+// time.Duration). nullopt when invalid.
 std::optional<TimestampMs> ParseDuration(std::string_view text);
 // model.Duration's String(): `1h30m`, `5m`, `0s`.
 std::string FormatDuration(TimestampMs ms);
 
 // The series notation of promtool's input_series and of PromQL .test files:
-// `metric{a="b"} 1+2x3 _ stale 5 -1x2`. `_` is a missing point (nullopt), `stale` a staleness
-// marker, `a+bxn` expands to n+1 values a, a+b, ..., `axn` to n+1 copies.
+// `metric{a="b"} 1+2x3 _ stale 5 -1x2`. `_` is a missing point (nullopt), `_xn` n of them,
+// `stale` a staleness marker, `a+bxn` expands to n+1 values a, a+b, ..., `axn` to n+1 copies.
 struct SeriesDesc {
   Labels metric;  // sorted, __name__ included
   std::vector<std::optional<double>> values;

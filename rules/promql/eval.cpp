@@ -153,8 +153,12 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
   Vector out;
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
                   [&](const Labels& metric, std::span<const Point> points) {
-                    const Point& last = points.back();
-                    if (IsStaleMarker(last.v)) return;
+                    // Tolerate stores that pass points outside the window.
+                    auto it = std::upper_bound(points.begin(), points.end(), ref,
+                                               [](TimestampMs t, const Point& p) { return t < p.t; });
+                    if (it == points.begin()) return;
+                    const Point& last = *std::prev(it);
+                    if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
                     out.push_back(Sample{metric, last.t, last.v});
                   });
   Count(out.size());
@@ -173,7 +177,8 @@ Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) {
                     Series s;
                     s.metric = metric;
                     for (const auto& p : points) {
-                      if (!IsStaleMarker(p.v)) s.points.push_back(p);
+                      if (p.t >= window->start && p.t <= window->end && !IsStaleMarker(p.v))
+                        s.points.push_back(p);
                     }
                     if (!s.points.empty()) out.push_back(std::move(s));
                   });
@@ -645,6 +650,42 @@ EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs sta
 EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs start, TimestampMs end,
                      TimestampMs step) {
   return EvalRange(expr, storage, start, end, step, EvalOptions{});
+}
+
+}  // namespace runbook::promql
+
+namespace runbook::promql {
+namespace {
+
+void CollectSelectors(const Expr& e, TimestampMs extra, bool pinned, std::vector<SelectorUse>& out) {
+  auto use = [&](const Expr& vs, TimestampMs window) {
+    bool fixed = pinned || vs.at == AtMode::kTimestamp;
+    TimestampMs base = vs.at == AtMode::kTimestamp ? 0 : extra;
+    out.push_back(SelectorUse{vs.matchers, std::max<TimestampMs>(0, base + vs.offset_ms + window), fixed});
+  };
+  switch (e.kind) {
+    case ExprKind::kVectorSelector: use(e, kLookbackDeltaMs); return;
+    case ExprKind::kMatrixSelector: use(*e.operand, e.range_ms); return;
+    case ExprKind::kSubquery: {
+      bool fixed = pinned || e.at == AtMode::kTimestamp;
+      TimestampMs base = e.at == AtMode::kTimestamp ? 0 : extra;
+      CollectSelectors(*e.operand, std::max<TimestampMs>(0, base + e.offset_ms + e.range_ms), fixed, out);
+      return;
+    }
+    default: break;
+  }
+  for (const auto* child : {&e.operand, &e.lhs, &e.rhs, &e.param}) {
+    if (*child) CollectSelectors(**child, extra, pinned, out);
+  }
+  for (const auto& a : e.args) CollectSelectors(*a, extra, pinned, out);
+}
+
+}  // namespace
+
+std::vector<SelectorUse> Selectors(const Expr& expr) {
+  std::vector<SelectorUse> out;
+  CollectSelectors(expr, 0, false, out);
+  return out;
 }
 
 }  // namespace runbook::promql

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -78,6 +79,12 @@ std::string Quote(std::string_view s, char q = '"') {
   return out;
 }
 
+// Go's %q, or %.10q... for values longer than 10 bytes, as Prometheus describes tokens.
+std::string QuoteShort(std::string_view s) {
+  if (s.size() > 10) return Quote(s.substr(0, 10)) + "...";
+  return Quote(s);
+}
+
 void AppendUtf8(std::string& out, unsigned cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -150,15 +157,17 @@ class Lexer {
     int start = static_cast<int>(pos_);
     if (AtEnd()) {
       if (brace_open_) return Error(start, "unexpected end of input inside braces");
-      if (bracket_open_) {
-        return Error(start, duration_first_ ? "missing unit character in duration" : "unclosed left bracket");
-      }
+      if (bracket_open_ && duration_first_ && !colon_seen_)
+        return Error(start, "missing unit character in duration");
       if (paren_depth_ > 0) return Error(start, "unclosed left parenthesis");
+      if (bracket_open_) return Error(start, "unclosed left bracket");
       return Make(Tok::kEOF, start, "");
     }
     char c = Peek();
     if (brace_open_) return InsideBraces(start, c);
-    if (bracket_open_) return InsideBrackets(start, c);
+    if (bracket_open_) {
+      if (auto t = InsideBrackets(start, c)) return *t;
+    }
     switch (c) {
       case ',': ++pos_; return Make(Tok::kComma, start, ",");
       case '(':
@@ -174,7 +183,7 @@ class Lexer {
         ++pos_;
         brace_open_ = true;
         return Make(Tok::kLeftBrace, start, "{");
-      case '}': return Error(start, "unexpected right brace '}'");
+      case '}': return Error(start, "unexpected character: '}'");
       case '[':
         ++pos_;
         bracket_open_ = true;
@@ -222,7 +231,6 @@ class Lexer {
       case '"':
       case '\'':
       case '`': return String(start, c);
-      case ':': return Error(start, "unexpected colon ':'");
       default: break;
     }
     if (IsDigit(c) || (c == '.' && IsDigit(Peek(1)))) return NumberOrDuration(start, false);
@@ -276,14 +284,16 @@ class Lexer {
                                 Quote(std::string(1, Peek()), '\''));
       default: break;
     }
-    if (IsDigit(c)) return NumberOrDuration(start, false);
     return Error(start, std::string("unexpected character inside braces: ") + Quote(std::string(1, c), '\''));
   }
 
-  Token InsideBrackets(int start, char c) {
+  // Inside [...]: durations and ':' (once); anything else is lexed as outside.
+  std::optional<Token> InsideBrackets(int start, char c) {
     if (duration_first_) {
       duration_first_ = false;
-      if (!IsDigit(c)) return Error(start, "missing unit character in duration");
+      if (!colon_seen_) return Duration(start);
+      // After ':' an optional step: numbers and durations lex as outside brackets.
+      if (IsDigit(c)) return NumberOrDuration(start, false);
     }
     switch (c) {
       case ']':
@@ -295,66 +305,76 @@ class Lexer {
         ++pos_;
         if (colon_seen_) return Error(start, "unexpected colon ':'");
         colon_seen_ = true;
+        duration_first_ = true;
         return Make(Tok::kColon, start, ":");
-      case '"':
-      case '\'':
-      case '`': return Error(start, "missing unit character in duration");
       default: break;
     }
     if (IsDigit(c)) return NumberOrDuration(start, true);
+    // Prometheus' lexer words a letter after the range this way (sic).
     if (IsAlpha(c)) {
-      while (!AtEnd() && IsAlnum(Peek())) ++pos_;
-      return Make(Tok::kIdentifier, start, std::string(in_.substr(start, pos_ - start)));
+      if (colon_seen_) return Error(start, "unexpected colon " + Quote(std::string(1, c), '\''));
+      return Error(start + 1, "unexpected colon " + Quote(std::string(1, Peek(1)), '\''));
     }
-    return Error(
-        start, std::string("unexpected character in duration expression: ") + Quote(std::string(1, c), '\''));
+    return std::nullopt;
+  }
+
+  // Where a duration must come ([ and :): a bare number lacks its unit.
+  Token Duration(int start) {
+    if (ScanNumber()) return Error(start, "missing unit character in duration");
+    return RemainingDuration(start, true);
+  }
+
+  bool Accept(std::string_view set) {
+    if (!AtEnd() && set.find(Peek()) != std::string_view::npos) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+
+  // Prometheus' scanNumber: true when a number ends here (nothing alphanumeric follows).
+  bool ScanNumber() {
+    std::string_view digits = "0123456789";
+    if (Accept("0") && Accept("xX")) digits = "0123456789abcdefABCDEF";
+    while (Accept(digits)) {
+    }
+    if (Accept(".")) {
+      while (Accept(digits)) {
+      }
+    }
+    if (Accept("eE")) {
+      Accept("+-");
+      while (Accept("0123456789")) {
+      }
+    }
+    return AtEnd() || !IsAlnum(Peek());
+  }
+
+  // The units of a duration (y first, then w d h m s ms); a bad one reports what was consumed.
+  Token RemainingDuration(int start, bool in_brackets) {
+    auto bad = [&] {
+      return Error(start,
+                   std::string(in_brackets ? "bad duration syntax: " : "bad number or duration syntax: ") +
+                       Quote(in_.substr(start, pos_ - start)));
+    };
+    if (!Accept("smhdwy")) return bad();
+    Accept("s");
+    while (Accept("0123456789")) {
+      while (Accept("0123456789")) {
+      }
+      if (!Accept("smhdw")) return bad();
+      Accept("s");
+    }
+    if (!AtEnd() && IsAlnum(Peek())) {
+      ++pos_;
+      return bad();
+    }
+    return Make(Tok::kDuration, start, std::string(in_.substr(start, pos_ - start)));
   }
 
   Token NumberOrDuration(int start, bool in_brackets) {
-    size_t begin = pos_;
-    // A duration: digits followed by units, e.g. 1h30m.
-    {
-      size_t p = pos_;
-      bool any = false;
-      while (p < in_.size() && IsDigit(in_[p])) {
-        size_t q = p;
-        while (q < in_.size() && IsDigit(in_[q])) ++q;
-        size_t u = q;
-        if (q + 1 < in_.size() && in_[q] == 'm' && in_[q + 1] == 's') {
-          q += 2;
-        } else if (q < in_.size() && std::string_view("ywdhms").find(in_[q]) != std::string_view::npos) {
-          ++q;
-        }
-        if (q == u) break;
-        p = q;
-        any = true;
-      }
-      if (any && (p >= in_.size() || !IsAlnum(in_[p]))) {
-        pos_ = p;
-        return Make(Tok::kDuration, start, std::string(in_.substr(begin, p - begin)));
-      }
-    }
-    std::string digits = "0123456789";
-    if (Peek() == '0' && (Peek(1) == 'x' || Peek(1) == 'X')) {
-      pos_ += 2;
-      digits = "0123456789abcdefABCDEF";
-    }
-    while (!AtEnd() && digits.find(Peek()) != std::string::npos) ++pos_;
-    if (Peek() == '.') {
-      ++pos_;
-      while (!AtEnd() && digits.find(Peek()) != std::string::npos) ++pos_;
-    }
-    if (Peek() == 'e' || Peek() == 'E') {
-      ++pos_;
-      if (Peek() == '+' || Peek() == '-') ++pos_;
-      while (!AtEnd() && IsDigit(Peek())) ++pos_;
-    }
-    if (!AtEnd() && IsAlnum(Peek())) {
-      std::string so_far(in_.substr(begin, pos_ - begin));
-      return Error(
-          start, (in_brackets ? "bad duration syntax: " : "bad number or duration syntax: ") + Quote(so_far));
-    }
-    return Make(Tok::kNumber, start, std::string(in_.substr(begin, pos_ - begin)));
+    if (ScanNumber()) return Make(Tok::kNumber, start, std::string(in_.substr(start, pos_ - start)));
+    return RemainingDuration(start, in_brackets);
   }
 
   Token String(int start, char q) {
@@ -424,7 +444,9 @@ class Lexer {
           return Error(start, "unknown escape sequence");
       }
     }
-    return Make(Tok::kString, start, out);
+    Token t = Make(Tok::kString, start, out);
+    t.raw = std::string(in_.substr(start, pos_ - start));
+    return t;
   }
 
   std::string_view in_;
@@ -448,9 +470,9 @@ std::string Describe(const Token& t) {
     case Tok::kError: return t.text;
     case Tok::kIdentifier: return "identifier " + Quote(t.text);
     case Tok::kMetricIdentifier: return "metric identifier " + Quote(t.text);
-    case Tok::kNumber: return "number " + Quote(t.text);
-    case Tok::kDuration: return "duration " + Quote(t.text);
-    case Tok::kString: return "string " + Quote(t.text);
+    case Tok::kNumber: return "number " + QuoteShort(t.text);
+    case Tok::kDuration: return "duration " + QuoteShort(t.text);
+    case Tok::kString: return "string " + QuoteShort(t.raw);
     case Tok::kLeftParen:
     case Tok::kRightParen:
     case Tok::kLeftBrace:
@@ -468,9 +490,10 @@ std::string Describe(const Token& t) {
     case Tok::kIgnoring:
     case Tok::kGroupLeft:
     case Tok::kGroupRight:
-    case Tok::kOffset:
+    case Tok::kOffset: return "<" + t.text + ">";
     case Tok::kStart:
-    case Tok::kEnd: return "<" + t.text + ">";
+    case Tok::kEnd: return Quote(t.text);
+    case Tok::kAt: return "\"<Item 57385>\" <op:@>";  // sic: Prometheus 2.42 describes @ this way
     default: return "<op:" + t.text + ">";
   }
 }

@@ -64,6 +64,7 @@ enum class Tok {
 struct Token {
   Tok type = Tok::kEOF;
   std::string text;  // the source text (unquoted for strings, message for errors)
+  std::string raw;   // strings: the quoted source text
   int pos = 0;       // byte offset
   int end = 0;
 };

@@ -93,6 +93,12 @@ std::optional<Matcher> Matcher::Make(Op op, std::string name, std::string value,
       if (error) *error = "error parsing regexp: " + RegexErrorText(*re);
       return std::nullopt;
     }
+    // Prometheus also parses the bare value, which rejects e.g. `a)|(b`.
+    RE2 bare(m.value_, options);
+    if (!bare.ok()) {
+      if (error) *error = "error parsing regexp: " + RegexErrorText(bare);
+      return std::nullopt;
+    }
     m.regex_ = std::move(re);
   }
   return m;
@@ -138,7 +144,8 @@ struct Failure {
 };
 
 // strconv.ParseInt(s, 0, 64) then strconv.ParseFloat(s, 64), as Prometheus reads numbers.
-std::optional<double> ParseNumber(const std::string& s) {
+std::optional<double> ParseNumber(const std::string& s, std::string* error) {
+  *error = "error parsing number: strconv.ParseFloat: parsing " + GoQuote(s) + ": invalid syntax";
   if (s.empty()) return std::nullopt;
   errno = 0;
   char* end = nullptr;
@@ -149,6 +156,10 @@ std::optional<double> ParseNumber(const std::string& s) {
   errno = 0;
   double d = std::strtod(s.c_str(), &end);
   if (end != s.c_str() + s.size()) return std::nullopt;
+  if (errno == ERANGE && std::isinf(d)) {
+    *error = "error parsing number: strconv.ParseFloat: parsing " + GoQuote(s) + ": value out of range";
+    return std::nullopt;
+  }
   return d;
 }
 
@@ -250,6 +261,7 @@ class Parser {
   ExprPtr ParseTop() {
     ExprPtr e = ParseExpr(1);
     if (Peek().type != Tok::kEOF) Unexpected("");
+    if (!recorded_.empty()) throw recorded_.front();
     Check(*e);
     return e;
   }
@@ -293,6 +305,10 @@ class Parser {
   }
 
   [[noreturn]] void Fail(int pos, std::string message) { throw Failure{pos, std::move(message)}; }
+  // An error found when a construct is complete (yacc's actions): parsing goes on, and the first
+  // one is reported unless a syntax error came before it.
+  void Record(int pos, std::string message) { recorded_.push_back(Failure{pos, std::move(message)}); }
+  const std::vector<Failure>& recorded() const { return recorded_; }
 
   [[noreturn]] void Unexpected(std::string_view context, std::string_view expected = "") {
     const Token& t = Peek();
@@ -314,11 +330,20 @@ class Parser {
   }
 
   ExprPtr ParseExpr(int min_prec) {
+    // Parsing, checking, evaluation and Format recurse over the tree: bound its depth so a
+    // hostile rule cannot exhaust the stack. (Prometheus has no such limit; 500 is far beyond use.)
+    struct Depth {
+      explicit Depth(int& d) : d_(d) { ++d_; }
+      ~Depth() { --d_; }
+      int& d_;
+    } depth(depth_);
+    if (depth_ > 500) Fail(Peek().pos, "expression nested too deeply");
     ExprPtr lhs = ParseUnary();
-    for (;;) {
+    for (int chain = 1;; ++chain) {
       const Token& t = Peek();
       int prec = Precedence(t.type);
       if (prec == 0 || prec < min_prec) break;
+      if (depth_ + chain > 500) Fail(t.pos, "expression nested too deeply");
       Next();
       auto bin = NewNode(ExprKind::kBinary, lhs->start, 0);
       bin->op = ToBinOp(t.type);
@@ -337,7 +362,9 @@ class Parser {
         }
       }
       bin->lhs = lhs;
+      depth_ += chain;  // the right operand sits that much deeper in the tree
       bin->rhs = ParseExpr(prec == 6 ? prec : prec + 1);
+      depth_ -= chain;
       bin->end = bin->rhs->end;
       lhs = bin;
     }
@@ -368,16 +395,20 @@ class Parser {
     const Token& t = Peek();
     if (t.type != Tok::kDuration) Unexpected(context, expected);
     long long ms = 0;
-    if (!ParseDurationMs(t.text, &ms)) Fail(t.pos, "not a valid duration string: " + GoQuote(t.text));
-    if (ms == 0) Fail(t.pos, "duration must be greater than 0");
+    if (!ParseDurationMs(t.text, &ms)) {
+      Record(t.pos, "not a valid duration string: " + GoQuote(t.text));
+    } else if (ms == 0) {
+      Record(t.pos, "duration must be greater than 0");
+    }
     Next();
     return ms;
   }
 
   ExprPtr ParsePostfix() {
     ExprPtr e = ParsePrimary();
-    for (;;) {
+    for (int chain = 1;; ++chain) {
       const Token& t = Peek();
+      if (depth_ + chain > 500) Fail(t.pos, "expression nested too deeply");
       if (t.type == Tok::kLeftBracket) {
         int bracket = t.pos;
         Next();
@@ -395,12 +426,15 @@ class Parser {
           e = sq;
           continue;
         }
-        if (Peek().type != Tok::kRightBracket) Unexpected("", "\"]\"");
+        if (Peek().type != Tok::kRightBracket) Unexpected("subquery or range", "\":\" or \"]\"");
         int end = Next().end;
-        if (e->kind != ExprKind::kVectorSelector) Fail(bracket, "ranges only allowed for vector selectors");
-        if (e->offset_ms != 0 || offset_set_.count(e.get()))
-          Fail(bracket, "no offset modifiers allowed before range");
-        if (e->at != AtMode::kNone) Fail(bracket, "no @ modifiers allowed before range");
+        if (e->kind != ExprKind::kVectorSelector) {
+          Record(bracket, "ranges only allowed for vector selectors");
+        } else if (e->offset_ms != 0 || offset_set_.count(e.get())) {
+          Record(bracket, "no offset modifiers allowed before range");
+        } else if (e->at != AtMode::kNone) {
+          Record(bracket, "no @ modifiers allowed before range");
+        }
         auto m = NewNode(ExprKind::kMatrixSelector, e->start, end);
         m->operand = e;
         m->range_ms = range;
@@ -417,41 +451,58 @@ class Parser {
         int end_pos = Peek().end;
         long long ms = ExpectDuration("offset", "duration");
         Expr* target = ModifierTarget(*e, "offset modifier");
-        if (offset_set_.count(target)) Fail(e->start, "offset may not be set multiple times");
-        offset_set_.insert(target);
-        target->offset_ms = neg ? -ms : ms;
+        if (target && offset_set_.count(target)) {
+          Record(e->start, "offset may not be set multiple times");
+        } else if (target) {
+          offset_set_.insert(target);
+          target->offset_ms = neg ? -ms : ms;
+        }
         e->end = end_pos;
         continue;
       }
       if (t.type == Tok::kAt) {
         Next();
-        Expr* target = ModifierTarget(*e, "@ modifier");
-        if (target->at != AtMode::kNone) Fail(e->start, "@ <timestamp> may not be set multiple times");
         const Token& v = Peek();
+        auto target_for = [&]() -> Expr* {
+          Expr* target = ModifierTarget(*e, "@ modifier");
+          if (target && target->at != AtMode::kNone) {
+            Record(e->start, "@ <timestamp> may not be set multiple times");
+            return nullptr;
+          }
+          return target;
+        };
         if (v.type == Tok::kStart || v.type == Tok::kEnd) {
           Next();
           if (Peek().type != Tok::kLeftParen) Unexpected("@", "timestamp");
           Next();
-          if (Peek().type != Tok::kRightParen) Unexpected("@", "\")\"");
+          if (Peek().type != Tok::kRightParen) Unexpected("@", "timestamp");
           e->end = Next().end;
-          target->at = v.type == Tok::kStart ? AtMode::kStart : AtMode::kEnd;
+          if (Expr* target = target_for()) target->at = v.type == Tok::kStart ? AtMode::kStart : AtMode::kEnd;
           continue;
         }
         bool neg = false;
         if (Peek().type == Tok::kAdd || Peek().type == Tok::kSub) neg = Next().type == Tok::kSub;
         if (Peek().type != Tok::kNumber) Unexpected("@", "timestamp");
         const Token& num = Next();
-        auto value = ParseNumber(num.text);
-        if (!value) Fail(num.pos, "error parsing number: " + num.text);
+        e->end = num.end;
+        std::string err;
+        auto value = ParseNumber(num.text, &err);
+        if (!value) {
+          Record(num.pos, err);
+          continue;
+        }
         double secs = neg ? -*value : *value;
+        Expr* target = target_for();
         if (std::isnan(secs) || std::isinf(secs) || secs * 1000 >= 9.2e18 || secs * 1000 <= -9.2e18) {
           char buf[64];
           std::snprintf(buf, sizeof buf, "%f", secs);
-          Fail(e->start, std::string("timestamp out of bounds for @ modifier: ") + buf);
+          Record(e->start, std::string("timestamp out of bounds for @ modifier: ") + buf);
+          continue;
         }
-        target->at = AtMode::kTimestamp;
-        target->at_ms = static_cast<TimestampMs>(std::llround(secs * 1000));
-        e->end = num.end;
+        if (target) {
+          target->at = AtMode::kTimestamp;
+          target->at_ms = static_cast<TimestampMs>(std::llround(secs * 1000));
+        }
         continue;
       }
       break;
@@ -462,9 +513,10 @@ class Parser {
   Expr* ModifierTarget(Expr& e, std::string_view what) {
     if (e.kind == ExprKind::kVectorSelector || e.kind == ExprKind::kSubquery) return &e;
     if (e.kind == ExprKind::kMatrixSelector) return e.operand.get();
-    Fail(e.start,
-         std::string(what) +
-             " must be preceded by an instant vector selector or range vector selector or a subquery");
+    Record(e.start,
+           std::string(what) +
+               " must be preceded by an instant vector selector or range vector selector or a subquery");
+    return nullptr;
   }
 
   ExprPtr ParsePrimary() {
@@ -472,10 +524,11 @@ class Parser {
     switch (t.type) {
       case Tok::kNumber: {
         Next();
-        auto value = ParseNumber(t.text);
-        if (!value) Fail(t.pos, "error parsing number: " + t.text);
+        std::string err;
+        auto value = ParseNumber(t.text, &err);
+        if (!value) Record(t.pos, err);
         auto e = NewNode(ExprKind::kNumber, t.pos, t.end);
-        e->number = *value;
+        e->number = value.value_or(0);
         return e;
       }
       case Tok::kString: {
@@ -486,18 +539,18 @@ class Parser {
       }
       case Tok::kLeftParen: {
         Next();
-        contexts_.push_back("");
         ExprPtr inner = ParseExpr(1);
         if (Peek().type != Tok::kRightParen) Unexpected("");
-        contexts_.pop_back();
         auto e = NewNode(ExprKind::kParen, t.pos, Next().end);
         e->operand = inner;
         return e;
       }
       case Tok::kLeftBrace: return ParseSelector("", t.pos);
-      case Tok::kAggregator:
-        if (toks_[i_ + 1].type != Tok::kLeftBrace) return ParseAggregate();
+      case Tok::kAggregator: {
+        Tok next = toks_[i_ + 1].type;
+        if (next == Tok::kLeftParen || next == Tok::kBy || next == Tok::kWithout) return ParseAggregate();
         [[fallthrough]];
+      }
       case Tok::kIdentifier:
       case Tok::kMetricIdentifier:
       case Tok::kLand:
@@ -518,34 +571,64 @@ class Parser {
 
   ExprPtr ParseCall(const Token& name) {
     const FunctionDef* def = FindFunction(name.text);
-    if (!def) Fail(name.pos, "unknown function with name " + GoQuote(name.text));
     Next();  // (
     auto e = NewNode(ExprKind::kCall, name.pos, 0);
     e->func = def;
     e->args = ParseArgs("");
     e->end = Next().end;
+    if (!def) {
+      Record(name.pos, "unknown function with name " + GoQuote(name.text));
+      return e;
+    }
     e->type = def->return_type;
     return e;
   }
 
+  static bool CanStartExpr(Tok t) {
+    switch (t) {
+      case Tok::kNumber:
+      case Tok::kString:
+      case Tok::kLeftParen:
+      case Tok::kLeftBrace:
+      case Tok::kIdentifier:
+      case Tok::kMetricIdentifier:
+      case Tok::kAdd:
+      case Tok::kSub:
+      case Tok::kAggregator:
+      case Tok::kLand:
+      case Tok::kLor:
+      case Tok::kLunless:
+      case Tok::kBy:
+      case Tok::kWithout:
+      case Tok::kOffset:
+      case Tok::kStart:
+      case Tok::kEnd: return true;  // keywords Prometheus also accepts as metric names
+      default: return false;
+    }
+  }
+
   // Comma-separated arguments up to (not including) the closing parenthesis.
   std::vector<ExprPtr> ParseArgs(std::string_view context) {
-    contexts_.push_back(context);
+    if (!context.empty()) contexts_.push_back(context);
     std::vector<ExprPtr> args;
     if (Peek().type != Tok::kRightParen) {
       for (;;) {
         args.push_back(ParseExpr(1));
         if (Peek().type == Tok::kComma) {
           int comma = Next().pos;
-          if (Peek().type == Tok::kRightParen)
-            Fail(comma, "trailing commas not allowed in function call args");
+          while (!CanStartExpr(Peek().type) && Peek().type != Tok::kError) {
+            Record(comma, "trailing commas not allowed in function call args");
+            if (Peek().type != Tok::kComma) break;
+            comma = Next().pos;
+          }
+          if (Peek().type == Tok::kRightParen) break;
           continue;
         }
         if (Peek().type != Tok::kRightParen) Unexpected("");
         break;
       }
     }
-    contexts_.pop_back();
+    if (!context.empty()) contexts_.pop_back();
     return args;
   }
 
@@ -579,8 +662,11 @@ class Parser {
       e->without = Next().type == Tok::kWithout;
       e->grouping = ParseLabelList("grouping opts");
     };
-    if (Peek().type == Tok::kBy || Peek().type == Tok::kWithout) grouping();
-    if (Peek().type != Tok::kLeftParen) Unexpected("aggregation", "\"(\"");
+    if (Peek().type == Tok::kBy || Peek().type == Tok::kWithout) {
+      grouping();
+      if (Peek().type != Tok::kLeftParen) Unexpected("aggregation");
+    }
+    if (Peek().type != Tok::kLeftParen) Unexpected("");
     Next();
     std::vector<ExprPtr> args = ParseArgs("aggregation");
     e->end = Next().end;
@@ -592,9 +678,14 @@ class Parser {
                    e->agg == AggOp::kCountValues)
                       ? 2
                       : 1;
+    if (args.empty()) {
+      Record(e->start, "no arguments for aggregate expression provided");
+      return e;
+    }
     if (args.size() != want) {
-      Fail(e->start, "wrong number of arguments for aggregate expression provided, expected " +
-                         std::to_string(want) + ", got " + std::to_string(args.size()));
+      Record(e->start, "wrong number of arguments for aggregate expression provided, expected " +
+                           std::to_string(want) + ", got " + std::to_string(args.size()));
+      return e;
     }
     if (want == 2) e->param = args[0];
     e->operand = args.back();
@@ -624,8 +715,11 @@ class Parser {
         const Token& value = Next();
         std::string err;
         auto m = Matcher::Make(op, label.text, value.text, &err);
-        if (!m) Fail(label.pos, err);
-        e->matchers.push_back(std::move(*m));
+        if (m) {
+          e->matchers.push_back(std::move(*m));
+        } else {
+          Record(label.pos, err);
+        }
         if (Peek().type == Tok::kComma) {
           Next();
           continue;
@@ -790,8 +884,10 @@ class Parser {
   std::vector<Token> toks_;
   size_t i_ = 0;
   std::set<const Expr*> offset_set_;
-  // What yacc would name in "unexpected X in ...": the innermost aggregation's argument list
-  // ("aggregation"), or nothing inside function calls and parentheses.
+  std::vector<Failure> recorded_;
+  int depth_ = 0;
+  // What yacc names in "unexpected X in ...": "aggregation" anywhere inside an aggregation's
+  // arguments.
   std::vector<std::string_view> contexts_;
 };
 
@@ -951,11 +1047,12 @@ std::optional<double> ParseSeriesNumber(std::string_view s) {
 
 ParseResult Parse(std::string_view text) {
   ParseResult result;
+  Parser p(text);
   try {
-    Parser p(text);
     result.expr = p.ParseTop();
   } catch (const Failure& f) {
-    result.error = MakeError(text, f.pos, f.message);
+    const Failure& first = p.recorded().empty() ? f : p.recorded().front();
+    result.error = MakeError(text, first.pos, first.message);
   }
   return result;
 }

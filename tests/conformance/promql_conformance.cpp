@@ -19,7 +19,6 @@
 #include <iostream>
 #include <map>
 #include <optional>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -40,6 +39,26 @@ std::string Trim(const std::string& s) {
   if (b == std::string::npos) return "";
   size_t e = s.find_last_not_of(" \t\r");
   return s.substr(b, e - b + 1);
+}
+
+// Splits off up to n-1 whitespace-separated words; the last element is the rest of the line.
+std::vector<std::string> Words(const std::string& line, size_t n) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (out.size() + 1 < n) {
+    size_t b = line.find_first_not_of(" \t", pos);
+    if (b == std::string::npos) return out;
+    size_t e = line.find_first_of(" \t", b);
+    if (e == std::string::npos) {
+      out.push_back(line.substr(b));
+      return out;
+    }
+    out.push_back(line.substr(b, e - b));
+    pos = e;
+  }
+  size_t b = line.find_first_not_of(" \t", pos);
+  if (b != std::string::npos) out.push_back(Trim(line.substr(b)));
+  return out;
 }
 
 bool AlmostEqual(double a, double b) {
@@ -219,8 +238,6 @@ FileResult RunFile(const std::string& path, const std::string& name,
     lines.push_back(l);
   }
   pq::MemoryStorage storage;
-  static const std::regex kEval(R"(^eval(?:_(fail|ordered))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$)");
-  static const std::regex kLoad(R"(^load\s+(\S+)$)");
   auto report_error = [&](int line, const std::string& msg) {
     std::cout << "ERROR " << name << ":" << line << ": " << msg << "\n";
     ++r.failed;
@@ -229,13 +246,13 @@ FileResult RunFile(const std::string& path, const std::string& name,
   for (size_t i = 0; i < lines.size(); ++i) {
     const std::string& l = lines[i];
     if (l.empty()) continue;
-    std::smatch m;
     if (l == "clear") {
       storage.Clear();
       continue;
     }
-    if (std::regex_match(l, m, kLoad)) {
-      auto gap = pq::ParseDuration(m[1].str());
+    std::vector<std::string> words = Words(l, 4);
+    if (words.size() == 2 && words[0] == "load") {
+      auto gap = pq::ParseDuration(words[1]);
       if (!gap) {
         report_error(static_cast<int>(i + 1), "bad load interval");
         continue;
@@ -254,18 +271,21 @@ FileResult RunFile(const std::string& path, const std::string& name,
       }
       continue;
     }
-    if (std::regex_match(l, m, kEval)) {
+    // eval[_fail|_ordered] instant at <time> <expr>
+    if (words.size() == 4 && (words[0] == "eval" || words[0] == "eval_fail" || words[0] == "eval_ordered") &&
+        words[1] == "instant" && words[2] == "at") {
+      std::vector<std::string> rest = Words(words[3], 2);
       Case c;
       c.line = static_cast<int>(i + 1);
-      c.fail = m[1] == "fail";
-      c.ordered = m[1] == "ordered";
-      auto at = pq::ParseDuration(m[2].str());
-      if (!at) {
+      c.fail = words[0] == "eval_fail";
+      c.ordered = words[0] == "eval_ordered";
+      auto at = pq::ParseDuration(rest[0]);
+      if (!at || rest.size() != 2) {
         report_error(c.line, "bad eval time");
         continue;
       }
       c.at = *at;
-      c.expr = m[3].str();
+      c.expr = rest[1];
       std::string setup_error;
       while (i + 1 < lines.size() && !lines[i + 1].empty()) {
         ++i;

@@ -4,7 +4,8 @@
 Generates random expressions over a fixed set of series, has `promtool test rules` evaluate them
 (every promql_expr_test expects nothing, so promtool prints what it got), turns promtool's answers
 into a PromQL .test file and runs our conformance runner on it. Expressions promtool rejects at
-parse time are checked for the same error text by `promql_conformance --parse-errors`.
+parse time, plus randomly mangled ones checked with `promtool check rules`, must fail to parse
+with the same error text (`promql_conformance --parse-errors`).
 
 Usage: promql_differential.py PROMTOOL RUNNER WORKDIR SEED[,SEED...] COUNT
 """
@@ -99,6 +100,40 @@ def vector(rnd, depth=0):
     ])
 
 
+MANGLE_TOKENS = ['(', ')', '[', ']', '{', '}', ',', ':', '=', '=~', '!=', '!~', '+', '-', '*', '/', '==', '>',
+                 'bool', 'on', 'by', 'without', 'offset', '@', '5m', '1', '"x"', 'foo', 'sum', 'rate',
+                 'group_left', 'and', ' ', '0s', 'start()', '^']
+
+
+def mangled(rnd):
+    """An expression with a token inserted or a few characters deleted, once or twice."""
+    e = vector(rnd)
+    for _ in range(rnd.randint(1, 2)):
+        pos = rnd.randint(0, len(e))
+        k = rnd.random()
+        if k < 0.4:
+            e = e[:pos] + rnd.choice(MANGLE_TOKENS) + e[pos:]
+        elif k < 0.8:
+            e = e[:pos] + e[pos + rnd.randint(1, 4):]
+        else:
+            e = e[:pos] + ' ' + rnd.choice(MANGLE_TOKENS) + ' ' + e[pos:]
+    return e
+
+
+def promtool_parse_errors(promtool, workdir, exprs):
+    """promtool check rules' parse error for each expression (None when it parses)."""
+    path = os.path.join(workdir, 'mangled.rules.yml')
+    with open(path, 'w') as f:
+        json.dump({'groups': [{'name': 'g', 'rules': [{'record': 'r%d' % i, 'expr': e} for i, e in enumerate(exprs)]}]}, f)
+    out = subprocess.run([promtool, 'check', 'rules', path], capture_output=True, text=True)
+    errors = [None] * len(exprs)
+    for line in (out.stdout + out.stderr).split('\n'):
+        m = re.search(r'rule (\d+), "r\d+": could not parse expression: (.*)', line)
+        if m:
+            errors[int(m.group(1)) - 1] = m.group(2)
+    return errors
+
+
 def main():
     promtool, runner, workdir, seeds, count = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
     os.makedirs(workdir, exist_ok=True)
@@ -148,13 +183,19 @@ def main():
     test_file = os.path.join(workdir, 'differential.test')
     with open(test_file, 'w') as f:
         f.write('\n'.join(lines) + '\n')
+    rnd = random.Random(seeds)
+    mangled_exprs = [e for e in (mangled(rnd) for _ in range(count)) if e.strip()]
+    for e, msg in zip(mangled_exprs, promtool_parse_errors(promtool, workdir, mangled_exprs)):
+        if msg is not None:
+            parse_errors.append((e, msg))
     errors_file = os.path.join(workdir, 'parse-errors.txt')
     with open(errors_file, 'w') as f:
         for e, msg in parse_errors:
             f.write(e + '\n' + msg + '\n')
     empty = os.path.join(workdir, 'no-expected-failures.txt')
     open(empty, 'w').close()
-    print('%d expressions, %d rejected by the parser' % (len(cases), len(parse_errors)), flush=True)
+    print('%d expressions and %d mangled ones, %d rejected by the parser' %
+          (len(cases), len(mangled_exprs), len(parse_errors)), flush=True)
     rc = subprocess.run([runner, '--instant-only', empty, test_file]).returncode
     rc2 = subprocess.run([runner, '--parse-errors', errors_file]).returncode
     return 1 if rc or rc2 else 0

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
+#include <span>
 #include <string>
 #include <variant>
 
@@ -22,7 +24,7 @@ void Load(pq::MemoryStorage& storage, const char* line, runbook::TimestampMs ste
   }
 }
 
-pq::EvalResult Eval(const pq::MemoryStorage& storage, const std::string& text, runbook::TimestampMs t,
+pq::EvalResult Eval(const pq::Queryable& storage, const std::string& text, runbook::TimestampMs t,
                     const pq::EvalOptions& options = {}) {
   auto p = pq::Parse(text);
   REQUIRE_MESSAGE(p.expr, text << ": " << p.error.ToString());
@@ -159,4 +161,41 @@ TEST_CASE("promql regression and _over_time arithmetic match Prometheus to the l
     REQUIRE(r.value.vector.size() == 1);
     CHECK(r.value.vector[0].v == want);
   }
+}
+
+namespace {
+
+// A store that ignores the window and hands over every point.
+class SloppyStore final : public pq::Queryable {
+ public:
+  void Select(
+      const std::vector<pq::Matcher>&, runbook::TimestampMs, runbook::TimestampMs,
+      const std::function<void(const runbook::Labels&, std::span<const pq::Point>)>& fn) const override {
+    static const pq::Point kPoints[] = {{0, 1}, {60000, 2}, {120000, 3}, {600000, 4}};
+    fn({{"__name__", "m"}}, kPoints);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("promql selectors use only the points in their window, whatever the store passes") {
+  SloppyStore store;
+  CHECK(Eval(store, "m", 130000).value.vector[0].v == 3);
+  CHECK(Eval(store, "m", 500000).value.vector.empty());  // newest point in range is 5m+ old
+  CHECK(Eval(store, "count_over_time(m[1m])", 120000).value.vector[0].v == 2);
+}
+
+TEST_CASE("promql Selectors reports how far back each selector reads") {
+  auto uses = pq::Selectors(
+      *pq::Parse("rate(a[10m] offset 1h) / b + max_over_time(c[30m:1m] offset 5m) + d @ 100 + e offset -10m")
+           .expr);
+  REQUIRE(uses.size() == 5);
+  CHECK(uses[0].matchers.back().value() == "a");
+  CHECK(uses[0].lookback_ms == 70 * 60000);  // 10m range + 1h offset
+  CHECK(uses[1].lookback_ms == 5 * 60000);   // instant: the lookback
+  CHECK(uses[2].lookback_ms == 40 * 60000);  // 30m subquery + 5m offset + 5m lookback
+  CHECK(!uses[2].pinned);
+  CHECK(uses[3].pinned);
+  CHECK(uses[3].lookback_ms == 5 * 60000);
+  CHECK(uses[4].lookback_ms == 0);  // reads after the evaluation time only
 }

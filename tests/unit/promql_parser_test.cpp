@@ -132,6 +132,21 @@ TEST_CASE("promql parse errors match promtool's text and position") {
   }
 }
 
+TEST_CASE("promql bounds nesting depth instead of exhausting the stack") {
+  std::string deep(100000, '(');
+  auto r = pq::Parse(deep + "1" + std::string(100000, ')'));
+  REQUIRE(!r.expr);
+  CHECK(r.error.message == "expression nested too deeply");
+  CHECK(pq::Parse(std::string(200, '(') + "1" + std::string(200, ')')).expr);
+  CHECK(!pq::Parse(std::string(100000, '-') + "1").expr);
+  std::string chain = "1";
+  for (int i = 0; i < 100000; ++i) chain += "+1";
+  CHECK(pq::Parse(chain).error.message == "expression nested too deeply");
+  std::string subqueries = "x";
+  for (int i = 0; i < 100000; ++i) subqueries += "[5m:]";
+  CHECK(pq::Parse(subqueries).error.message == "expression nested too deeply");
+}
+
 TEST_CASE("promql error positions count lines and columns in bytes") {
   auto r = pq::Parse("sum(\n  rate(x[5m])\n) +");
   REQUIRE(!r.expr);
