@@ -1,7 +1,7 @@
 #pragma once
 // MetricSink: where collectors write samples. It validates (label arity, UTF-8, duplicates,
 // conflicting family definitions), adds the target's constant labels, merges samples of one
-// family and yields sorted prometheus::MetricFamily values for prometheus::TextSerializer.
+// family and yields sorted prometheus::MetricFamily values (rendered by exporter/exposition.h).
 //
 // Thread-safety: a MetricSink is used by one collection at a time (not synchronised).
 // MergeFamilies is a pure function.
