@@ -1,10 +1,8 @@
 #include "target_runtime.h"
 
-#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
-#include <sstream>
-
+#include "exposition.h"
 #include "libpq_session.h"
 #include "redis_session.h"
 
@@ -99,23 +97,14 @@ std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg) {
   }
 }
 
-std::vector<RenderedFamily> RenderFamilies(std::vector<prometheus::MetricFamily>& families) {
+std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families) {
   std::vector<RenderedFamily> out;
   out.reserve(families.size());
-  prometheus::TextSerializer serializer;
-  std::ostringstream ss;
-  std::vector<prometheus::MetricFamily> one(1);
-  for (auto& f : families) {
-    // The serializer takes a vector: move each family in and back instead of copying it.
-    one[0] = std::move(f);
-    ss.str({});
-    serializer.Serialize(ss, one);
-    f = std::move(one[0]);
-    std::string text = ss.str();
-    // The serializer writes "# HELP ...\n# TYPE ...\n" before the samples.
-    auto type_pos = text.find("# TYPE ");
-    auto header_end = type_pos == std::string::npos ? 0 : text.find('\n', type_pos) + 1;
-    out.push_back({f.name, text.substr(0, header_end), text.substr(header_end)});
+  for (const auto& f : families) {
+    RenderedFamily& r = out.emplace_back();
+    r.name = f.name;
+    AppendFamilyHeader(r.header, f);
+    AppendFamilySamples(r.body, f);
   }
   return out;
 }
@@ -179,6 +168,7 @@ void TargetRuntime::Collect() {
   if (status.ok()) {
     ScrapeContext ctx{cfg_.name, deadline, nullptr};
     ctx.settings = &cfg_.settings;
+    ctx.shared = &shared_;
     conn_->Bind(ctx);
     for (auto& slot : slots_) {
       auto& rep = slot.report;
@@ -223,6 +213,7 @@ void TargetRuntime::Collect() {
   }
   if (!status.ok()) {
     parts.clear();
+    shared_.clear();
     for (auto& slot : slots_) {
       slot.cache_valid = false;
       if (!slot.report.ran || slot.report.success) slot.report.error = status.message;
