@@ -227,7 +227,7 @@ std::pair<Result, Result> ConfigThenLists(const std::map<std::string, std::strin
 }
 
 TEST_CASE(
-    "pgbouncer config is slow-tier SHOW CONFIG only; lists divides used_clients by its max_client_conn") {
+    "pgbouncer config is slow-tier SHOW CONFIG only and lists divides used_clients by its max_client_conn") {
   CHECK(FindCollector(TargetKind::kPgBouncer, "config")->tier == Tier::kSlow);
   auto [config, lists] = ConfigThenLists({{"config", Config("200")}, {"lists", Lists("50")}});
   REQUIRE(config.status.ok());
