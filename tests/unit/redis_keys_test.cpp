@@ -1,8 +1,10 @@
 // Key checks on the captured Redis 7.0 fixture: TYPE first, then the length command of that
-// type; never PFCOUNT; SELECT to other databases and back; SCAN bounded.
+// type; never PFCOUNT; SELECT to other databases and back; SCAN bounded; pipelined. And the
+// config collector (CONFIG GET), which is pipelined too.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "pg_fixture.h"
 #include "redis_fixture.h"
@@ -188,4 +190,39 @@ TEST_CASE("redis keys found by a pattern and configured too are checked once and
   CHECK(types == 1);
   // SCAN, then one pipeline of TYPE and one of length commands.
   CHECK(session.round_trips() == 3);
+}
+
+TEST_CASE("redis config: io-threads, and databases shared for the info collector's zero-filled databases") {
+  testing::FixtureRedisSession session(Dir());
+  TargetSettings settings;
+  std::map<std::string, double, std::less<>> shared;
+  MetricSink sink(Labels{{"target", "t"}});
+  ScrapeContext ctx{"t", std::chrono::steady_clock::now() + std::chrono::seconds(5), nullptr, &session,
+                    &settings};
+  ctx.shared = &shared;
+  auto st = FindCollector(TargetKind::kRedis, "config")->factory()->Update(ctx, sink);
+  REQUIRE_MESSAGE(st.ok(), st.message);
+  CHECK(session.round_trips() == 1);  // both CONFIG GETs in one pipeline
+  CHECK(shared.at("redis.databases") == 16);
+  CHECK(testing::Exposition(sink.Take()).find("redis_config_io_threads{target=\"t\"} 1\n") !=
+        std::string::npos);
+
+  // A server without io-threads (an empty array) gives no sample and no error.
+  session.SetReply({"CONFIG", "GET", "io-threads"}, {RedisReply::Type::kArray, {}, 0, {}});
+  auto st2 = FindCollector(TargetKind::kRedis, "config")->factory()->Update(ctx, sink);
+  CHECK(st2.ok());
+  CHECK(sink.errors().empty());
+  CHECK(testing::Exposition(sink.Take()).find("io_threads") == std::string::npos);
+}
+
+TEST_CASE("redis config refused by the server fails the collector with its reason") {
+  testing::FixtureRedisSession session(Dir());
+  session.SetReply({"CONFIG", "GET", "io-threads"},
+                   {RedisReply::Type::kError,
+                    "NOPERM User itest_limited has no permissions to run the 'config|get' command",
+                    0,
+                    {}});
+  auto r = Collect(session, TargetSettings{}, "config");
+  CHECK(r.status.reason == ErrorReason::kPermission);
+  CHECK(r.status.message.find("NOPERM") != std::string::npos);
 }
