@@ -116,7 +116,7 @@ TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
   for (const auto& l : cfg_.labels) const_labels_.push_back(l);
   for (const auto& info : registry) {
     if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
-    CollectorSlot slot{&info, info.factory(), {}, {}, false, {}};
+    CollectorSlot slot{&info, info.factory(), {}, {}, false, false, {}};
     slot.report.name = info.name;
     slots_.push_back(std::move(slot));
   }
@@ -173,8 +173,11 @@ void TargetRuntime::Collect() {
     for (auto& slot : slots_) {
       auto& rep = slot.report;
       const bool slow = slot.info->tier == Tier::kSlow;
-      if (slow && slot.cache_valid && start - slot.last_run < cfg_.slow_interval) {
-        parts.push_back(slot.cache);
+      // A slow collector runs again after slow_interval whether its last run succeeded (its
+      // output is served from the cache meanwhile) or was refused (CONFIG on a managed service:
+      // asking every collection would only add to the server's error statistics).
+      if (slow && slot.tried && start - slot.last_run < cfg_.slow_interval) {
+        if (slot.cache_valid) parts.push_back(slot.cache);
         continue;
       }
       MetricSink sink(const_labels_);
@@ -183,6 +186,8 @@ void TargetRuntime::Collect() {
                       ? Status::Error(ErrorReason::kTimeout, "deadline reached before this collector ran")
                       : slot.collector->Update(ctx, sink);
       rep.ran = true;
+      slot.tried = true;
+      slot.last_run = start;
       rep.duration_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
       // A collector failing on its own (a refused command, a missing privilege) is logged when
       // its failure starts or changes and when it recovers, not every cycle.
@@ -199,7 +204,6 @@ void TargetRuntime::Collect() {
         if (slow) {
           slot.cache = fams;
           slot.cache_valid = true;
-          slot.last_run = start;
         }
         parts.push_back(std::move(fams));
       } else {
@@ -216,6 +220,7 @@ void TargetRuntime::Collect() {
     shared_.clear();
     for (auto& slot : slots_) {
       slot.cache_valid = false;
+      slot.tried = false;
       if (!slot.report.ran || slot.report.success) slot.report.error = status.message;
       slot.report.success = false;
     }

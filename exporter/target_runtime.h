@@ -76,6 +76,7 @@ class TargetRuntime {
     std::unique_ptr<Collector> collector;
     std::vector<prometheus::MetricFamily> cache;  // slow tier: last successful output
     std::chrono::steady_clock::time_point last_run{};
+    bool tried = false;  // ran since the target last failed (last_run is meaningful)
     bool cache_valid = false;
     CollectorReport report;
   };

@@ -127,6 +127,29 @@ TEST_CASE("slow tier collectors run once per slow interval and their output is s
   CHECK(world.connects == 1);
 }
 
+TEST_CASE("a refused slow collector is asked again after slow_interval, not every collection") {
+  FakeWorld world;
+  Script fast, refused;
+  refused.result = Status::Error(ErrorReason::kPermission, "NOPERM CONFIG");
+  std::vector<CollectorInfo> registry{Info(fast, "fast", Tier::kFast), Info(refused, "refused", Tier::kSlow)};
+  auto cfg = Target("t", {"fast", "refused"});
+  cfg.slow_interval = 150ms;
+  TargetRuntime rt(
+      cfg, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  for (int i = 0; i < 3; ++i) rt.Collect();
+  CHECK(fast.calls == 3);
+  CHECK(refused.calls == 1);
+  auto text = Text(rt);
+  CHECK(Contains(text, "pg_up{target=\"t\"} 1"));
+  CHECK(Contains(text, "runbook_exporter_collector_success{collector=\"refused\",target=\"t\"} 0"));
+  CHECK_FALSE(Contains(text, "fake_refused{"));
+  std::this_thread::sleep_for(160ms);
+  refused.result = Status::Ok();
+  rt.Collect();
+  CHECK(refused.calls == 2);
+  CHECK(Contains(Text(rt), "fake_refused{"));
+}
+
 TEST_CASE("a failed connection backs off instead of retrying every collection") {
   FakeWorld world;
   world.connect_result = Status::Error(ErrorReason::kAuth, "password authentication failed");
