@@ -62,10 +62,15 @@ MetricSink::MetricSink(Labels const_labels) : const_labels_(std::move(const_labe
 
 void MetricSink::Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values,
                      double value) {
-  Add(desc, std::vector<std::string>(label_values.begin(), label_values.end()), value);
+  AddSpan(desc, std::span(label_values.begin(), label_values.size()), value);
 }
 
 void MetricSink::Add(const MetricDesc& desc, const std::vector<std::string>& label_values, double value) {
+  AddSpan(desc, std::span(label_values), value);
+}
+
+template <typename T>
+void MetricSink::AddSpan(const MetricDesc& desc, std::span<const T> label_values, double value) {
   if (label_values.size() != desc.labels.size()) {
     errors_.push_back(desc.name + ": " + std::to_string(label_values.size()) + " label values for " +
                       std::to_string(desc.labels.size()) + " labels");

@@ -189,13 +189,15 @@ Status HiredisSession::Append(const std::vector<std::string>& argv) {
 
 Status HiredisSession::Read(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
   out = {};
+  void* raw = nullptr;
+  // A pipeline's later replies are often in hiredis' buffer already: no timeout, no syscall.
+  if (redisGetReplyFromReader(ctx_, &raw) == REDIS_OK && raw) return Convert(argv, raw, out);
   long long us = RemainingUs(deadline);
   // A zero timeval would mean "wait forever".
   if (us < 1000) return Fail(ErrorReason::kTimeout, CommandName(argv) + ": deadline exceeded");
   if (redisSetTimeout(ctx_, ToTimeval(us)) != REDIS_OK)
     return Fail(ErrorReason::kNetwork, CommandName(argv) + ": cannot set the socket timeout");
   errno = 0;
-  void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || !raw) {
     if (raw) freeReplyObject(raw);
     int saved_errno = errno;
@@ -204,6 +206,10 @@ Status HiredisSession::Read(const std::vector<std::string>& argv, Deadline deadl
         CommandName(argv) + ": " + (reason == ErrorReason::kTimeout ? "deadline exceeded" : ctx_->errstr);
     return Fail(reason, msg);
   }
+  return Convert(argv, raw, out);
+}
+
+Status HiredisSession::Convert(const std::vector<std::string>& argv, void* raw, RedisReply& out) {
   out = ConvertReply(static_cast<redisReply*>(raw));
   freeReplyObject(raw);
   if (out.type == RedisReply::Type::kError)

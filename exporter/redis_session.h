@@ -45,6 +45,7 @@ class HiredisSession final : public RedisSession {
   Status Fail(ErrorReason reason, std::string message);
   Status Append(const std::vector<std::string>& argv);
   Status Read(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out);
+  Status Convert(const std::vector<std::string>& argv, void* raw, RedisReply& out);  // frees raw
 
   RedisConnParams params_;
   redisContext* ctx_ = nullptr;

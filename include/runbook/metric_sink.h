@@ -12,6 +12,7 @@
 
 #include <initializer_list>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,6 +51,9 @@ class MetricSink {
   std::size_t size() const { return samples_; }
 
  private:
+  template <typename T>  // std::string or std::string_view
+  void AddSpan(const MetricDesc& desc, std::span<const T> label_values, double value);
+
   struct Family {
     MetricKind kind;
     std::string help;

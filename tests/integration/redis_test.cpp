@@ -153,6 +153,34 @@ TEST_CASE("redis a command the server refuses fails only its collector and the t
   CHECK(m.Value("runbook_exporter_collector_success", {{"target", "cache"}, {"collector", "latency"}}) == 1);
   CHECK_FALSE(m.Has("redis_slowlog_length", kCache));
   CHECK(m.Has("redis_connected_clients", kCache));
+  // CONFIG, refused as managed services do: only the config collector fails, and without
+  // databases from it the info collector publishes the keyspace INFO lists, no zero-filled ones.
+  CHECK(m.Value("runbook_exporter_collector_success", {{"target", "cache"}, {"collector", "config"}}) == 0);
+  CHECK_FALSE(m.Has("redis_config_io_threads", kCache));
+  CHECK_FALSE(m.Has("redis_db_keys", {{"target", "cache"}, {"db", "db15"}}));
+  // Several collections later each refusal was logged once, and CONFIG (slow tier) asked once.
+  const std::string before = Cli("INFO commandstats");
+  exp.WaitFor([](const Scrape& m) { return m.Value("runbook_exporter_collections_total", kCache) >= 4; },
+              10s);
+  auto count = [](const std::string& text, const std::string& what) {
+    int n = 0;
+    for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+    return n;
+  };
+  const std::string log = exp.Log();
+  CHECK(count(log, "collector config failed: reason=permission") == 1);
+  CHECK(count(log, "collector slowlog failed: reason=permission") == 1);
+  std::smatch rejected;
+  const std::string after = Cli("INFO commandstats");
+  std::regex config_get(
+      R"(cmdstat_config\|get:calls=\d+,usec=\d+,usec_per_call=[\d.]+,rejected_calls=(\d+))");
+  if (std::regex_search(before, rejected, config_get)) {
+    std::string b = rejected[1];
+    REQUIRE(std::regex_search(after, rejected, config_get));
+    CHECK(rejected[1] == b);
+  } else {
+    CHECK_FALSE(std::regex_search(after, rejected, config_get));
+  }
   Cli("ACL DELUSER itest_limited");
   std::remove(path.c_str());
 }
