@@ -173,17 +173,15 @@ TEST_CASE("redis a command the server refuses fails only its collector and the t
   const std::string log = exp.Log();
   CHECK(count(log, "collector config failed: reason=permission") == 1);
   CHECK(count(log, "collector slowlog failed: reason=permission") == 1);
-  std::smatch rejected;
-  const std::string after = Cli("INFO commandstats");
-  std::regex config_get(
-      R"(cmdstat_config\|get:calls=\d+,usec=\d+,usec_per_call=[\d.]+,rejected_calls=(\d+))");
-  if (std::regex_search(before, rejected, config_get)) {
-    std::string b = rejected[1];
-    REQUIRE(std::regex_search(after, rejected, config_get));
-    CHECK(rejected[1] == b);
-  } else {
-    CHECK_FALSE(std::regex_search(after, rejected, config_get));
-  }
+  // rejected_calls of CONFIG GET ("" when Redis keeps no line for it) did not move.
+  auto rejected = [](const std::string& stats) {
+    auto line = stats.find("cmdstat_config|get:");
+    if (line == std::string::npos) return std::string();
+    auto from = stats.find("rejected_calls=", line);
+    auto to = stats.find_first_not_of("0123456789", from + 15);
+    return from == std::string::npos ? std::string() : stats.substr(from, to - from);
+  };
+  CHECK(rejected(Cli("INFO commandstats")) == rejected(before));
   Cli("ACL DELUSER itest_limited");
   std::remove(path.c_str());
 }
