@@ -62,10 +62,15 @@ MetricSink::MetricSink(Labels const_labels) : const_labels_(std::move(const_labe
 
 void MetricSink::Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values,
                      double value) {
-  Add(desc, std::vector<std::string>(label_values.begin(), label_values.end()), value);
+  AddSpan(desc, std::span(label_values.begin(), label_values.size()), value);
 }
 
 void MetricSink::Add(const MetricDesc& desc, const std::vector<std::string>& label_values, double value) {
+  AddSpan(desc, std::span(label_values), value);
+}
+
+template <typename T>
+void MetricSink::AddSpan(const MetricDesc& desc, std::span<const T> label_values, double value) {
   if (label_values.size() != desc.labels.size()) {
     errors_.push_back(desc.name + ": " + std::to_string(label_values.size()) + " label values for " +
                       std::to_string(desc.labels.size()) + " labels");
@@ -92,26 +97,29 @@ void MetricSink::Add(const MetricDesc& desc, const std::vector<std::string>& lab
 std::vector<prometheus::MetricFamily> MetricSink::Take() {
   std::vector<prometheus::MetricFamily> out;
   out.reserve(families_.size());
-  for (auto& [name, fam] : families_) {
-    prometheus::MetricFamily mf;
-    mf.name = name;
-    mf.help = fam.help;
+  // Nodes are extracted so that names, help texts and label values move instead of being copied.
+  while (!families_.empty()) {
+    auto node = families_.extract(families_.begin());
+    Family& fam = node.mapped();
+    prometheus::MetricFamily& mf = out.emplace_back();
+    mf.name = std::move(node.key());
+    mf.help = std::move(fam.help);
     mf.type = ToPrometheus(fam.kind);
     mf.metric.reserve(fam.series.size());
-    for (auto& [values, value] : fam.series) {
-      prometheus::ClientMetric m;
+    while (!fam.series.empty()) {
+      auto series = fam.series.extract(fam.series.begin());
+      auto& values = series.key();
+      prometheus::ClientMetric& m = mf.metric.emplace_back();
       m.label.reserve(values.size() + const_labels_.size());
-      for (std::size_t i = 0; i < values.size(); ++i) m.label.push_back({fam.label_names[i], values[i]});
+      for (std::size_t i = 0; i < values.size(); ++i)
+        m.label.push_back({fam.label_names[i], std::move(values[i])});
       for (const auto& [k, v] : const_labels_) m.label.push_back({k, v});
       std::sort(m.label.begin(), m.label.end());
-      ValueOf(m, mf.type) = value;
-      mf.metric.push_back(std::move(m));
+      ValueOf(m, mf.type) = series.mapped();
     }
     std::sort(mf.metric.begin(), mf.metric.end(),
               [](const auto& a, const auto& b) { return a.label < b.label; });
-    out.push_back(std::move(mf));
   }
-  families_.clear();
   samples_ = 0;
   return out;
 }

@@ -162,38 +162,87 @@ Status HiredisSession::Connect(Deadline deadline) {
   return Status::Ok();
 }
 
-Status HiredisSession::Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
-  out = {};
+Status HiredisSession::Append(const std::vector<std::string>& argv) {
   if (!ctx_) return Status::Error(ErrorReason::kNetwork, "not connected");
   if (argv.empty()) return Status::Error(ErrorReason::kQuery, "empty command");
-  const std::string name = CommandName(argv);
+  constexpr std::size_t kInline = 8;
+  const char* args_inline[kInline];
+  size_t lens_inline[kInline];
+  std::vector<const char*> args_heap;
+  std::vector<size_t> lens_heap;
+  const char** args = args_inline;
+  size_t* lens = lens_inline;
+  if (argv.size() > kInline) {
+    args_heap.resize(argv.size());
+    lens_heap.resize(argv.size());
+    args = args_heap.data();
+    lens = lens_heap.data();
+  }
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    args[i] = argv[i].data();
+    lens[i] = argv[i].size();
+  }
+  if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), args, lens) != REDIS_OK)
+    return Fail(ErrorReason::kNetwork, CommandName(argv) + ": out of memory");
+  return Status::Ok();
+}
+
+Status HiredisSession::Read(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
+  out = {};
+  void* raw = nullptr;
+  // A pipeline's later replies are often in hiredis' buffer already: no timeout, no syscall.
+  if (redisGetReplyFromReader(ctx_, &raw) == REDIS_OK && raw) return Convert(argv, raw, out);
   long long us = RemainingUs(deadline);
   // A zero timeval would mean "wait forever".
-  if (us < 1000) return Fail(ErrorReason::kTimeout, name + ": deadline exceeded");
+  if (us < 1000) return Fail(ErrorReason::kTimeout, CommandName(argv) + ": deadline exceeded");
   if (redisSetTimeout(ctx_, ToTimeval(us)) != REDIS_OK)
-    return Fail(ErrorReason::kNetwork, name + ": cannot set the socket timeout");
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
+    return Fail(ErrorReason::kNetwork, CommandName(argv) + ": cannot set the socket timeout");
   errno = 0;
-  auto* raw = static_cast<redisReply*>(
-      redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
-  if (!raw) {
+  if (redisGetReply(ctx_, &raw) != REDIS_OK || !raw) {
+    if (raw) freeReplyObject(raw);
     int saved_errno = errno;
     ErrorReason reason = ClassifyIoError(ctx_, saved_errno);
-    std::string msg = name + ": " + (reason == ErrorReason::kTimeout ? "deadline exceeded" : ctx_->errstr);
+    std::string msg =
+        CommandName(argv) + ": " + (reason == ErrorReason::kTimeout ? "deadline exceeded" : ctx_->errstr);
     return Fail(reason, msg);
   }
-  out = ConvertReply(raw);
+  return Convert(argv, raw, out);
+}
+
+Status HiredisSession::Convert(const std::vector<std::string>& argv, void* raw, RedisReply& out) {
+  out = ConvertReply(static_cast<redisReply*>(raw));
   freeReplyObject(raw);
   if (out.type == RedisReply::Type::kError)
-    return Status::Error(ClassifyRedisError(out.str), name + ": " + out.str);
+    return Status::Error(ClassifyRedisError(out.str), CommandName(argv) + ": " + out.str);
   return Status::Ok();
+}
+
+Status HiredisSession::Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
+  out = {};
+  if (auto st = Append(argv); !st.ok()) return st;
+  return Read(argv, deadline, out);
+}
+
+Status HiredisSession::Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
+                                std::vector<RedisReply>& out) {
+  out.clear();
+  for (const auto& argv : commands)
+    if (auto st = Append(argv); !st.ok()) {
+      // Commands already appended would be answered out of step: start over on a new connection.
+      if (ctx_) Disconnect();
+      return st;
+    }
+  out.reserve(commands.size());
+  Status first;
+  for (const auto& argv : commands) {
+    auto st = Read(argv, deadline, out.emplace_back());
+    if (!ctx_) {
+      out.pop_back();
+      return st;
+    }
+    if (!st.ok() && first.ok()) first = std::move(st);
+  }
+  return first;
 }
 
 std::unique_ptr<TargetConnection> MakeRedisConnection(const TargetConfig& cfg) {

@@ -1,10 +1,8 @@
 #include "target_runtime.h"
 
-#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
-#include <sstream>
-
+#include "exposition.h"
 #include "libpq_session.h"
 #include "redis_session.h"
 #include "tls_dialer.h"
@@ -101,23 +99,14 @@ std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg) {
   return nullptr;
 }
 
-std::vector<RenderedFamily> RenderFamilies(std::vector<prometheus::MetricFamily>& families) {
+std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families) {
   std::vector<RenderedFamily> out;
   out.reserve(families.size());
-  prometheus::TextSerializer serializer;
-  std::ostringstream ss;
-  std::vector<prometheus::MetricFamily> one(1);
-  for (auto& f : families) {
-    // The serializer takes a vector: move each family in and back instead of copying it.
-    one[0] = std::move(f);
-    ss.str({});
-    serializer.Serialize(ss, one);
-    f = std::move(one[0]);
-    std::string text = ss.str();
-    // The serializer writes "# HELP ...\n# TYPE ...\n" before the samples.
-    auto type_pos = text.find("# TYPE ");
-    auto header_end = type_pos == std::string::npos ? 0 : text.find('\n', type_pos) + 1;
-    out.push_back({f.name, text.substr(0, header_end), text.substr(header_end)});
+  for (const auto& f : families) {
+    RenderedFamily& r = out.emplace_back();
+    r.name = f.name;
+    AppendFamilyHeader(r.header, f);
+    AppendFamilySamples(r.body, f);
   }
   return out;
 }
@@ -129,7 +118,7 @@ TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
   for (const auto& l : cfg_.labels) const_labels_.push_back(l);
   for (const auto& info : registry) {
     if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
-    CollectorSlot slot{&info, info.factory(), {}, {}, false, {}};
+    CollectorSlot slot{&info, info.factory(), {}, {}, false, false, {}};
     slot.report.name = info.name;
     slots_.push_back(std::move(slot));
   }
@@ -181,12 +170,16 @@ void TargetRuntime::Collect() {
   if (status.ok()) {
     ScrapeContext ctx{cfg_.name, deadline, nullptr};
     ctx.settings = &cfg_.settings;
+    ctx.shared = &shared_;
     conn_->Bind(ctx);
     for (auto& slot : slots_) {
       auto& rep = slot.report;
       const bool slow = slot.info->tier == Tier::kSlow;
-      if (slow && slot.cache_valid && start - slot.last_run < cfg_.slow_interval) {
-        parts.push_back(slot.cache);
+      // A slow collector runs again after slow_interval whether its last run succeeded (its
+      // output is served from the cache meanwhile) or was refused (CONFIG on a managed service:
+      // asking every collection would only add to the server's error statistics).
+      if (slow && slot.tried && start - slot.last_run < cfg_.slow_interval) {
+        if (slot.cache_valid) parts.push_back(slot.cache);
         continue;
       }
       MetricSink sink(const_labels_);
@@ -195,6 +188,8 @@ void TargetRuntime::Collect() {
                       ? Status::Error(ErrorReason::kTimeout, "deadline reached before this collector ran")
                       : slot.collector->Update(ctx, sink);
       rep.ran = true;
+      slot.tried = true;
+      slot.last_run = start;
       rep.duration_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
       // A collector failing on its own (a refused command, a missing privilege) is logged when
       // its failure starts or changes and when it recovers, not every cycle.
@@ -211,7 +206,6 @@ void TargetRuntime::Collect() {
         if (slow) {
           slot.cache = fams;
           slot.cache_valid = true;
-          slot.last_run = start;
         }
         parts.push_back(std::move(fams));
       } else {
@@ -225,8 +219,10 @@ void TargetRuntime::Collect() {
   }
   if (!status.ok()) {
     parts.clear();
+    shared_.clear();
     for (auto& slot : slots_) {
       slot.cache_valid = false;
+      slot.tried = false;
       if (!slot.report.ran || slot.report.success) slot.report.error = status.message;
       slot.report.success = false;
     }

@@ -76,6 +76,7 @@ class TargetRuntime {
     std::unique_ptr<Collector> collector;
     std::vector<prometheus::MetricFamily> cache;  // slow tier: last successful output
     std::chrono::steady_clock::time_point last_run{};
+    bool tried = false;  // ran since the target last failed (last_run is meaningful)
     bool cache_valid = false;
     CollectorReport report;
   };
@@ -86,6 +87,7 @@ class TargetRuntime {
   TargetConfig cfg_;
   std::unique_ptr<TargetConnection> conn_;
   std::vector<CollectorSlot> slots_;
+  std::map<std::string, double, std::less<>> shared_;  // ScrapeContext::shared; cleared with the caches
   Labels const_labels_;
   Deadline next_connect_{};
   int connect_failures_ = 0;
@@ -101,8 +103,7 @@ class TargetRuntime {
   std::shared_ptr<const TargetSnapshot> snapshot_;
 };
 
-// Renders families to text, family by family (for RenderedFamily). `families` is unchanged on
-// return (its elements are moved through the serializer and back).
-std::vector<RenderedFamily> RenderFamilies(std::vector<prometheus::MetricFamily>& families);
+// Renders families to text, family by family (for RenderedFamily); see exposition.h.
+std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families);
 
 }  // namespace runbook

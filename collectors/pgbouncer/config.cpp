@@ -1,15 +1,16 @@
-// SHOW CONFIG: the connection limits (one row per setting), and the client connections against
-// max_client_conn, which needs the used_clients count of SHOW LISTS: both queries run here.
+// SHOW CONFIG: the connection limits (one row per setting). Settings change only on a reload of
+// PgBouncer, so this runs on the slow tier; max_client_conn is handed to the lists collector,
+// which has used_clients for the client utilisation every collection.
 #include <optional>
 #include <string_view>
 
+#include "pgbouncer_shared.h"
 #include "runbook/collector.h"
 
 namespace runbook {
 namespace {
 
 constexpr PgQuery kConfigQuery{"config", "SHOW CONFIG"};
-constexpr PgQuery kListsQuery{"lists", "SHOW LISTS"};  // the fixture the lists collector reads too
 
 struct SettingMetric {
   std::string_view key;
@@ -40,17 +41,12 @@ const SettingMetric kSettings[] = {
                                 "Setting reserve_pool_size: additional server connections a pool may use.")},
 };
 
-const MetricDesc kUtilization = Gauge("pgbouncer_client_connections_utilization_ratio",
-                                      "Client connections (SHOW LISTS used_clients, which is what PgBouncer "
-                                      "checks) divided by max_client_conn; at 1 new clients are refused.");
-
 class ConfigCollector final : public Collector {
  public:
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
-    PgResult config, lists;
+    PgResult config;
     if (auto st = ctx.pg->Query(kConfigQuery, ctx.deadline, config); !st.ok()) return st;
-    if (auto st = ctx.pg->Query(kListsQuery, ctx.deadline, lists); !st.ok()) return st;
-    std::optional<double> max_client_conn, used_clients;
+    std::optional<double> max_client_conn;
     for (const auto& row : config.rows) {
       std::string key = TextAt(config, row, "key");
       for (const auto& s : kSettings) {
@@ -61,11 +57,12 @@ class ConfigCollector final : public Collector {
         break;
       }
     }
-    MetricSink quiet;  // the lists collector reports bad values of SHOW LISTS
-    for (const auto& row : lists.rows)
-      if (TextAt(lists, row, "list") == "used_clients") used_clients = NumberAt(lists, row, "items", quiet);
-    if (max_client_conn && used_clients && *max_client_conn > 0)
-      sink.Add(kUtilization, {}, *used_clients / *max_client_conn);
+    if (ctx.shared) {
+      if (max_client_conn)
+        ctx.shared->insert_or_assign(std::string(pgbouncer::kSharedMaxClientConn), *max_client_conn);
+      else if (auto it = ctx.shared->find(pgbouncer::kSharedMaxClientConn); it != ctx.shared->end())
+        ctx.shared->erase(it);
+    }
     return Status::Ok();
   }
 };
@@ -74,8 +71,8 @@ const CollectorRegistration kRegistration{{
     .name = "config",
     .kind = TargetKind::kPgBouncer,
     .enabled_by_default = true,
-    .tier = Tier::kFast,
-    .help = "SHOW CONFIG connection limits and client connections against max_client_conn (with SHOW LISTS).",
+    .tier = Tier::kSlow,
+    .help = "SHOW CONFIG connection limits (slow tier: they change only when PgBouncer reloads).",
     .factory = [] { return std::make_unique<ConfigCollector>(); },
 }};
 

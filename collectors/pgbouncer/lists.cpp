@@ -1,7 +1,10 @@
 // SHOW LISTS: PgBouncer's internal object counts (one row per list), named as
-// prometheus-community/pgbouncer_exporter names them. Unknown lists are ignored.
+// prometheus-community/pgbouncer_exporter names them. Unknown lists are ignored. With
+// max_client_conn from the config collector, also the client connections against that limit.
+#include <optional>
 #include <string_view>
 
+#include "pgbouncer_shared.h"
 #include "runbook/collector.h"
 
 namespace runbook {
@@ -34,19 +37,30 @@ const ListMetric kLists[] = {
     {"dns_queries", Gauge("pgbouncer_in_flight_dns_queries", "Count of in-flight DNS queries.")},
 };
 
+const MetricDesc kUtilization = Gauge("pgbouncer_client_connections_utilization_ratio",
+                                      "Client connections (SHOW LISTS used_clients, which is what PgBouncer "
+                                      "checks) divided by max_client_conn; at 1 new clients are refused.");
+
 class ListsCollector final : public Collector {
  public:
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
     PgResult r;
     if (auto st = ctx.pg->Query(kQuery, ctx.deadline, r); !st.ok()) return st;
+    std::optional<double> used_clients;
     for (const auto& row : r.rows) {
       std::string list = TextAt(r, row, "list");
       for (const auto& m : kLists) {
         if (m.list != list) continue;
-        if (auto v = NumberAt(r, row, "items", sink)) sink.Add(m.desc, {}, *v);
+        auto v = NumberAt(r, row, "items", sink);
+        if (v) sink.Add(m.desc, {}, *v);
+        if (v && m.list == "used_clients") used_clients = v;
         break;
       }
     }
+    if (ctx.shared && used_clients)
+      if (auto it = ctx.shared->find(pgbouncer::kSharedMaxClientConn);
+          it != ctx.shared->end() && it->second > 0)
+        sink.Add(kUtilization, {}, *used_clients / it->second);
     return Status::Ok();
   }
 };
@@ -56,7 +70,8 @@ const CollectorRegistration kRegistration{{
     .kind = TargetKind::kPgBouncer,
     .enabled_by_default = true,
     .tier = Tier::kFast,
-    .help = "SHOW LISTS: counts of databases, users, pools, clients, servers and DNS cache entries.",
+    .help = "SHOW LISTS: counts of databases, users, pools, clients, servers and DNS cache entries; "
+            "client connections against max_client_conn (from the config collector).",
     .factory = [] { return std::make_unique<ListsCollector>(); },
 }};
 

@@ -361,7 +361,7 @@ std::optional<double> ParseNumber(std::string_view text) {
   return v;
 }
 
-void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands) {
+void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands, int databases) {
   const auto& descs = Descs();
   for (std::size_t i = 0; i < std::size(kFields); ++i) {
     const auto& f = kFields[i];
@@ -399,7 +399,14 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
     if (n && u) sink.Add(kStartTime, {}, std::floor(*n / 1e6 - *u));
   }
 
-  if (auto ks = info.sections.find("keyspace"); ks != info.sections.end()) {
+  const auto ks = info.sections.find("keyspace");
+  for (int i = 0; i < std::min(databases, kMaxZeroFilledDatabases); ++i) {
+    std::string db = "db" + std::to_string(i);
+    if (ks != info.sections.end() && ks->second.count(db)) continue;
+    sink.Add(kDbKeys, {db}, 0);
+    sink.Add(kDbExpiring, {db}, 0);
+  }
+  if (ks != info.sections.end()) {
     for (const auto& [db, value] : ks->second) {
       if (!db.starts_with("db")) continue;
       for (const auto& [k, v] : ParseInfoPairs(value)) {
@@ -456,7 +463,11 @@ class InfoCollector final : public Collector {
     if (auto st = ctx.redis->Command({"INFO", "ALL"}, ctx.deadline, reply); !st.ok()) return st;
     if (reply.type != RedisReply::Type::kString && reply.type != RedisReply::Type::kStatus)
       return Status::Error(ErrorReason::kProtocol, "INFO ALL: expected a bulk string");
-    PublishRedisInfo(ParseRedisInfo(reply.str), sink);
+    int databases = 0;
+    if (ctx.shared)
+      if (auto it = ctx.shared->find(kSharedDatabases); it != ctx.shared->end())
+        databases = static_cast<int>(std::clamp(it->second, 0.0, double{kMaxZeroFilledDatabases}));
+    PublishRedisInfo(ParseRedisInfo(reply.str), sink, 200, databases);
     return Status::Ok();
   }
 };

@@ -2,8 +2,11 @@
 // TYPE first, then the length command of that type, so no check ever makes Redis answer with an
 // error (WRONGTYPE would count in the server's errorstats). Patterns are expanded with SCAN,
 // bounded by scan_max_keys keys and by half of the time left when the collector starts.
+// Per database, every TYPE goes out in one pipeline and every length command in a second one:
+// two round trips plus the SCAN pages, however many keys.
 #include <algorithm>
-#include <set>
+#include <span>
+#include <unordered_set>
 
 #include "runbook/collector.h"
 
@@ -48,7 +51,6 @@ class KeysCollector final : public Collector {
     if (s.redis_keys.empty()) return Status::Ok();
     const auto start = std::chrono::steady_clock::now();
     scan_deadline_ = start + (ctx.deadline - start) / 2;
-    published_.clear();
     // The session's own database first, then the others in order: one SELECT per database.
     std::vector<const RedisKeyCheck*> checks;
     for (const auto& c : s.redis_keys) checks.push_back(&c);
@@ -57,17 +59,20 @@ class KeysCollector final : public Collector {
     });
     int current = s.redis_db;
     Status status;
-    for (const auto* c : checks) {
-      if (c->db != current) {
+    for (std::size_t i = 0; i < checks.size() && status.ok();) {
+      std::size_t end = i;
+      while (end < checks.size() && checks[end]->db == checks[i]->db) ++end;
+      const int db = checks[i]->db;
+      if (db != current) {
         RedisReply r;
-        status = ctx.redis->Command({"SELECT", std::to_string(c->db)}, ctx.deadline, r);
+        status = ctx.redis->Command({"SELECT", std::to_string(db)}, ctx.deadline, r);
         if (!status.ok()) break;
-        current = c->db;
+        current = db;
       }
-      status = c->pattern ? Scan(ctx, sink, *c) : Single(ctx, sink, c->db, c->key, true);
-      if (!status.ok()) break;
+      status = CheckDb(ctx, sink, db, std::span(checks).subspan(i, end - i));
+      i = end;
     }
-    if (current != s.redis_db) {
+    if (current != s.redis_db && ctx.redis) {
       RedisReply r;
       auto back = ctx.redis->Command({"SELECT", std::to_string(s.redis_db)}, ctx.deadline, r);
       if (status.ok()) status = back;
@@ -76,31 +81,52 @@ class KeysCollector final : public Collector {
   }
 
  private:
-  Status Single(ScrapeContext& ctx, MetricSink& sink, int db, const std::string& key, bool configured) {
-    if (!published_.insert({db, key}).second) return Status::Ok();  // a pattern found it again
-    RedisReply type;
-    if (auto st = ctx.redis->Command({"TYPE", key}, ctx.deadline, type); !st.ok()) return st;
-    if (type.str == "none") {
-      // A queue that is empty does not exist in Redis: a configured key reads 0, not "absent".
-      if (configured) sink.Add(kKeySize, {DbLabel(db), key}, 0);
-      return Status::Ok();
+  // The keys of one database: configured keys first (a missing one reads 0), then what the
+  // patterns found; a key is checked once even when several checks name it.
+  Status CheckDb(ScrapeContext& ctx, MetricSink& sink, int db, std::span<const RedisKeyCheck* const> checks) {
+    keys_.clear();
+    listed_.clear();
+    for (const auto* c : checks)
+      if (!c->pattern && listed_.insert(c->key).second) keys_.push_back({c->key, true});
+    for (const auto* c : checks)
+      if (c->pattern)
+        if (auto st = Scan(ctx, sink, *c); !st.ok()) return st;
+    if (keys_.empty()) return Status::Ok();
+
+    commands_.clear();
+    for (const auto& k : keys_) commands_.push_back({"TYPE", k.name});
+    if (auto st = ctx.redis->Pipeline(commands_, ctx.deadline, replies_); !st.ok()) return st;
+    commands_.clear();
+    checked_.clear();
+    const std::string db_label = DbLabel(db);
+    for (std::size_t i = 0; i < keys_.size(); ++i) {
+      const std::string& type = replies_[i].str;
+      if (type == "none") {
+        // A queue that is empty does not exist in Redis: a configured key reads 0, not "absent".
+        if (keys_[i].configured) sink.Add(kKeySize, {db_label, keys_[i].name}, 0);
+        continue;
+      }
+      if (const char* cmd = LengthCommand(type)) {
+        commands_.push_back({cmd, keys_[i].name});
+        checked_.push_back(i);
+      }
     }
-    const char* cmd = LengthCommand(type.str);
-    if (!cmd) return Status::Ok();
-    RedisReply len;
-    if (auto st = ctx.redis->Command({cmd, key}, ctx.deadline, len); !st.ok()) return st;
-    if (len.type != RedisReply::Type::kInteger)
-      return Status::Error(ErrorReason::kProtocol, std::string(cmd) + ": expected an integer");
-    sink.Add(kKeySize, {DbLabel(db), key}, static_cast<double>(len.integer));
+    if (auto st = ctx.redis->Pipeline(commands_, ctx.deadline, replies_); !st.ok()) return st;
+    for (std::size_t j = 0; j < checked_.size(); ++j) {
+      if (replies_[j].type != RedisReply::Type::kInteger)
+        return Status::Error(ErrorReason::kProtocol, commands_[j][0] + ": expected an integer");
+      sink.Add(kKeySize, {db_label, keys_[checked_[j]].name}, static_cast<double>(replies_[j].integer));
+    }
     return Status::Ok();
   }
 
+  // Adds the keys matching the pattern to keys_, bounded by scan_max_keys and scan_deadline_.
   Status Scan(ScrapeContext& ctx, MetricSink& sink, const RedisKeyCheck& c) {
     const auto& s = *ctx.settings;
     std::string cursor = "0";
     long examined = 0;
     bool truncated = false;
-    std::set<std::string> seen;  // SCAN may return a key more than once
+    std::unordered_set<std::string> seen;  // SCAN may return a key more than once
     for (;;) {
       RedisReply r;
       auto st = ctx.redis->Command(
@@ -110,14 +136,15 @@ class KeysCollector final : public Collector {
           r.elements[1].type != RedisReply::Type::kArray)
         return Status::Error(ErrorReason::kProtocol, "SCAN: expected [cursor, keys]");
       cursor = r.elements[0].str;
-      for (const auto& k : r.elements[1].elements) {
-        if (!seen.insert(k.str).second) continue;
+      for (auto& k : r.elements[1].elements) {
+        if (seen.count(k.str)) continue;
         if (examined >= s.redis_scan_max_keys) {
           truncated = true;
           break;
         }
         ++examined;
-        if (auto st2 = Single(ctx, sink, c.db, k.str, false); !st2.ok()) return st2;
+        seen.insert(k.str);
+        if (listed_.insert(k.str).second) keys_.push_back({std::move(k.str), false});
       }
       if (truncated || cursor == "0") break;
       if (std::chrono::steady_clock::now() >= scan_deadline_) {
@@ -130,8 +157,17 @@ class KeysCollector final : public Collector {
     return Status::Ok();
   }
 
+  struct Key {
+    std::string name;
+    bool configured;
+  };
   Deadline scan_deadline_{};
-  std::set<std::pair<int, std::string>> published_;
+  // Reused between collections to keep their capacity.
+  std::vector<Key> keys_;
+  std::unordered_set<std::string> listed_;
+  std::vector<std::vector<std::string>> commands_;
+  std::vector<RedisReply> replies_;
+  std::vector<std::size_t> checked_;
 };
 
 const CollectorRegistration kRegistration{{

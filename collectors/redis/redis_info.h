@@ -25,8 +25,16 @@ std::vector<std::pair<std::string, std::string>> ParseInfoPairs(std::string_view
 // A whole value as a number ("0.65", "-1", "12"); nullopt for "ok", "1.19M", "100.15%", "".
 std::optional<double> ParseNumber(std::string_view text);
 
+// Key of ScrapeContext::shared: the `databases` setting, from the config collector.
+inline constexpr std::string_view kSharedDatabases = "redis.databases";
+// At most this many databases get zero-filled redis_db_keys series.
+inline constexpr int kMaxZeroFilledDatabases = 1024;
+
 // Writes the families of the `info` collector. At most `max_commands` commands (by calls)
-// get commandstats series.
-void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands = 200);
+// get commandstats series. With `databases` > 0 (CONFIG GET databases), every database below it
+// that INFO keyspace does not list gets redis_db_keys and redis_db_keys_expiring 0, as
+// redis_exporter publishes them (up to kMaxZeroFilledDatabases).
+void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands = 200,
+                      int databases = 0);
 
 }  // namespace runbook::redis

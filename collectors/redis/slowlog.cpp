@@ -1,5 +1,6 @@
-// Slow log: its length and its newest entry (SLOWLOG LEN, SLOWLOG GET 1). Managed services that
-// disable SLOWLOG make this collector fail with the server's reason; the others still run.
+// Slow log: its length and its newest entry (SLOWLOG LEN, SLOWLOG GET 1, in one pipeline). Managed
+// services that disable SLOWLOG make this collector fail with the server's reason; the others
+// still run.
 #include "runbook/collector.h"
 
 namespace runbook::redis {
@@ -18,12 +19,13 @@ const MetricDesc kLastDuration{"redis_last_slow_execution_duration_seconds",
 class SlowlogCollector final : public Collector {
  public:
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
-    RedisReply len;
-    if (auto st = ctx.redis->Command({"SLOWLOG", "LEN"}, ctx.deadline, len); !st.ok()) return st;
+    static const std::vector<std::vector<std::string>> kCommands{{"SLOWLOG", "LEN"}, {"SLOWLOG", "GET", "1"}};
+    std::vector<RedisReply> replies;
+    if (auto st = ctx.redis->Pipeline(kCommands, ctx.deadline, replies); !st.ok()) return st;
+    const RedisReply& len = replies[0];
+    const RedisReply& last = replies[1];
     if (len.type != RedisReply::Type::kInteger)
       return Status::Error(ErrorReason::kProtocol, "SLOWLOG LEN: expected an integer");
-    RedisReply last;
-    if (auto st = ctx.redis->Command({"SLOWLOG", "GET", "1"}, ctx.deadline, last); !st.ok()) return st;
     if (last.type != RedisReply::Type::kArray)
       return Status::Error(ErrorReason::kProtocol, "SLOWLOG GET: expected an array");
     double id = 0, duration = 0;

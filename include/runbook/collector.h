@@ -8,6 +8,7 @@
 // A collector instance belongs to one target and is called by one thread at a time.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +55,11 @@ struct ScrapeContext {
   RedisSession* redis = nullptr;                       // set for redis targets
   const TargetSettings* settings = &kDefaultSettings;  // never null
   TlsDialer* tls = nullptr;                            // set for certificates targets
+  // Figures one collector hands to those that run after it (collectors of a target run in
+  // registry order, by name), e.g. a slow-tier setting that a fast collector divides by. The
+  // target keeps them between collections and clears them when its connection is lost, so a
+  // value stays as fresh as the slow-tier output it came with. Null: nothing is shared.
+  std::map<std::string, double, std::less<>>* shared = nullptr;
   static const TargetSettings kDefaultSettings;
 
   bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }

@@ -1,7 +1,7 @@
 #pragma once
 // MetricSink: where collectors write samples. It validates (label arity, UTF-8, duplicates,
 // conflicting family definitions), adds the target's constant labels, merges samples of one
-// family and yields sorted prometheus::MetricFamily values for prometheus::TextSerializer.
+// family and yields sorted prometheus::MetricFamily values (rendered by exporter/exposition.h).
 //
 // Thread-safety: a MetricSink is used by one collection at a time (not synchronised).
 // MergeFamilies is a pure function.
@@ -12,6 +12,7 @@
 
 #include <initializer_list>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,6 +51,9 @@ class MetricSink {
   std::size_t size() const { return samples_; }
 
  private:
+  template <typename T>  // std::string or std::string_view
+  void AddSpan(const MetricDesc& desc, std::span<const T> label_values, double value);
+
   struct Family {
     MetricKind kind;
     std::string help;

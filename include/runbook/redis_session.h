@@ -29,6 +29,14 @@ class RedisSession {
   // kPermission for NOPERM, kQuery otherwise — with `out` holding the error reply; a network
   // failure or timeout closes the connection.
   virtual Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) = 0;
+  // Pipelining: writes every command at once, then reads the replies in order, all before
+  // `deadline` — one round trip instead of one per command. `out` gets one reply per command.
+  // An error reply does not stop the batch (every reply is read, so the connection stays in
+  // step): its reply is in `out` and the first one is returned as Command returns it. A network
+  // failure or timeout closes the connection and returns at once (`out` then holds the replies
+  // read so far). An empty batch sends nothing.
+  virtual Status Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
+                          std::vector<RedisReply>& out) = 0;
 };
 
 }  // namespace runbook

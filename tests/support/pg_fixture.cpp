@@ -1,6 +1,6 @@
 #include "pg_fixture.h"
 
-#include <prometheus/text_serializer.h>
+#include "exposition.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -140,9 +140,7 @@ Status RecordingPgSession::Query(const PgQuery& query, Deadline deadline, PgResu
 }
 
 std::string Exposition(const std::vector<prometheus::MetricFamily>& families) {
-  std::ostringstream ss;
-  prometheus::TextSerializer().Serialize(ss, families);
-  return ss.str();
+  return RenderExposition(families);
 }
 
 std::string CheckGolden(const std::filesystem::path& golden, const std::string& actual) {

@@ -161,6 +161,23 @@ FixtureRedisSession::FixtureRedisSession(std::filesystem::path dir) {
 }
 
 Status FixtureRedisSession::Command(const std::vector<std::string>& argv, Deadline, RedisReply& out) {
+  ++round_trips_;
+  return Reply(argv, out);
+}
+
+Status FixtureRedisSession::Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline,
+                                     std::vector<RedisReply>& out) {
+  out.clear();
+  if (!commands.empty()) ++round_trips_;
+  Status first;
+  for (const auto& argv : commands) {
+    auto st = Reply(argv, out.emplace_back());
+    if (!st.ok() && first.ok()) first = std::move(st);
+  }
+  return first;
+}
+
+Status FixtureRedisSession::Reply(const std::vector<std::string>& argv, RedisReply& out) {
   out = {};
   commands_.push_back(argv);
   if (!argv.empty())
@@ -185,12 +202,23 @@ Status RecordingRedisSession::Command(const std::vector<std::string>& argv, Dead
                                       RedisReply& out) {
   auto st = inner_.Command(argv, deadline, out);
   if (!st.ok() && out.type != RedisReply::Type::kError) return st;  // nothing was answered
+  Record(argv, out);
+  return st;
+}
+
+Status RecordingRedisSession::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                       Deadline deadline, std::vector<RedisReply>& out) {
+  auto st = inner_.Pipeline(commands, deadline, out);
+  for (std::size_t i = 0; i < out.size(); ++i) Record(commands[i], out[i]);
+  return st;
+}
+
+void RecordingRedisSession::Record(const std::vector<std::string>& argv, const RedisReply& reply) {
   if (argv == std::vector<std::string>{"INFO", "ALL"})
-    std::ofstream(dir_ / "info.txt", std::ios::binary) << out.str;
+    std::ofstream(dir_ / "info.txt", std::ios::binary) << reply.str;
   else
     std::ofstream(dir_ / "replies.resp", std::ios::binary | std::ios::app)
-        << EncodeRequest(argv) << EncodeResp(out);
-  return st;
+        << EncodeRequest(argv) << EncodeResp(reply);
 }
 
 }  // namespace runbook::testing

@@ -35,6 +35,9 @@ class FixtureRedisSession : public RedisSession {
  public:
   explicit FixtureRedisSession(std::filesystem::path dir);
   Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) override;
+  // Replies to each command as Command does; counts as one round trip.
+  Status Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
+                  std::vector<RedisReply>& out) override;
 
   // Replaces the reply of one command (argv as sent).
   void SetReply(std::vector<std::string> argv, RedisReply reply) {
@@ -43,11 +46,16 @@ class FixtureRedisSession : public RedisSession {
   // Makes every command whose first word is `command` fail with `status`.
   void FailCommand(std::string command, Status status) { failures_[std::move(command)] = std::move(status); }
   const std::vector<std::vector<std::string>>& commands() const { return commands_; }
+  // Command calls plus non-empty Pipeline calls: what the real session would wait for.
+  int round_trips() const { return round_trips_; }
 
  private:
+  Status Reply(const std::vector<std::string>& argv, RedisReply& out);
+
   std::map<std::vector<std::string>, RedisReply> replies_;
   std::map<std::string, Status> failures_;
   std::vector<std::vector<std::string>> commands_;
+  int round_trips_ = 0;
 };
 
 // Forwards to a real session; writes INFO ALL to <dir>/info.txt and appends every other command
@@ -56,8 +64,11 @@ class RecordingRedisSession : public RedisSession {
  public:
   RecordingRedisSession(RedisSession& inner, std::filesystem::path dir);
   Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) override;
+  Status Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
+                  std::vector<RedisReply>& out) override;
 
  private:
+  void Record(const std::vector<std::string>& argv, const RedisReply& reply);
   RedisSession& inner_;
   std::filesystem::path dir_;
 };

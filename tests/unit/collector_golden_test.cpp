@@ -33,12 +33,15 @@ void CheckKind(TargetKind kind) {
   REQUIRE_MESSAGE(!dirs.empty(), "no fixtures for kind " << KindName(kind));
   for (const auto& dir : dirs) {
     auto rel = fs::relative(dir, testing::TestsDir() / "fixtures");
+    // As in a target's collection: in registry order, sharing what one hands to the next.
+    std::map<std::string, double, std::less<>> shared;
     for (const auto& info : RegisteredCollectors()) {
       if (info.kind != kind) continue;
       INFO("fixture " << rel.string() << " collector " << info.name);
       testing::FixturePgSession session(dir);
       MetricSink sink(Labels{{"target", "golden"}});
       ScrapeContext ctx{"golden", std::chrono::steady_clock::now() + std::chrono::seconds(5), &session};
+      ctx.shared = &shared;
       auto collector = info.factory();
       auto st = collector->Update(ctx, sink);
       CHECK_MESSAGE(st.ok(), st.message);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pg_fixture.h"
@@ -40,11 +41,13 @@ fs::path WriteDir(const std::map<std::string, std::string>& files) {
   return dir;
 }
 
-Result Run(std::string_view collector, testing::FixturePgSession& session) {
+Result Run(std::string_view collector, testing::FixturePgSession& session,
+           std::map<std::string, double, std::less<>>* shared = nullptr) {
   const CollectorInfo* info = FindCollector(TargetKind::kPgBouncer, collector);
   REQUIRE_MESSAGE(info != nullptr, "no pgbouncer collector " << collector);
   MetricSink sink;
   ScrapeContext ctx{"test", std::chrono::steady_clock::now() + std::chrono::seconds(5), &session};
+  ctx.shared = shared;
   Result r;
   r.status = info->factory()->Update(ctx, sink);
   r.errors = sink.errors();
@@ -212,30 +215,53 @@ std::string Config(std::string_view max_client_conn) {
 }
 }  // namespace
 
-TEST_CASE("pgbouncer config: client utilisation is used_clients over max_client_conn") {
-  auto r = Collect("config", {{"config", Config("200")}, {"lists", Lists("50")}});
-  REQUIRE(r.status.ok());
-  CHECK(r.errors.empty());
-  CHECK(Sample(r.text, "pgbouncer_client_connections_utilization_ratio") == 0.25);
-  CHECK(Sample(r.text, "pgbouncer_config_max_client_connections") == 200);
-  CHECK(Sample(r.text, "pgbouncer_config_default_pool_size") == 5);
-  CHECK(r.queries == std::vector<std::string>{"config", "lists"});
+// config (slow tier) then lists on one session, sharing as a target's collection does.
+std::pair<Result, Result> ConfigThenLists(const std::map<std::string, std::string>& files) {
+  auto dir = WriteDir(files);
+  testing::FixturePgSession session(dir);
+  std::map<std::string, double, std::less<>> shared;
+  Result config = Run("config", session, &shared);
+  Result lists = Run("lists", session, &shared);
+  fs::remove_all(dir);
+  return {config, lists};
 }
 
-TEST_CASE("pgbouncer config: no ratio without both numbers, and a failed SHOW LISTS fails the collector") {
-  auto zero = Collect("config", {{"config", Config("0")}, {"lists", Lists("50")}});
-  CHECK(zero.status.ok());
-  CHECK(zero.text.find("utilization_ratio") == std::string::npos);
-  auto no_used = Collect("config", {{"config", Config("100")}, {"lists", TsvLine({"list", "items"})}});
-  CHECK(no_used.status.ok());
-  CHECK(no_used.text.find("utilization_ratio") == std::string::npos);
+TEST_CASE(
+    "pgbouncer config is slow-tier SHOW CONFIG only and lists divides used_clients by its max_client_conn") {
+  CHECK(FindCollector(TargetKind::kPgBouncer, "config")->tier == Tier::kSlow);
+  auto [config, lists] = ConfigThenLists({{"config", Config("200")}, {"lists", Lists("50")}});
+  REQUIRE(config.status.ok());
+  REQUIRE(lists.status.ok());
+  CHECK(config.errors.empty());
+  CHECK(config.queries == std::vector<std::string>{"config"});
+  CHECK(lists.queries == std::vector<std::string>{"config", "lists"});  // one SHOW LISTS in all
+  CHECK(Sample(config.text, "pgbouncer_config_max_client_connections") == 200);
+  CHECK(Sample(config.text, "pgbouncer_config_default_pool_size") == 5);
+  CHECK(config.text.find("utilization_ratio") == std::string::npos);
+  CHECK(Sample(lists.text, "pgbouncer_client_connections_utilization_ratio") == 0.25);
+}
 
-  auto dir = WriteDir({{"config", Config("100")}, {"lists", Lists("50")}});
+TEST_CASE("pgbouncer client utilisation: none without both numbers, and none from a config that lost it") {
+  auto zero = ConfigThenLists({{"config", Config("0")}, {"lists", Lists("50")}});
+  CHECK(zero.second.status.ok());
+  CHECK(zero.second.text.find("utilization_ratio") == std::string::npos);
+  auto no_used = ConfigThenLists({{"config", Config("100")}, {"lists", TsvLine({"list", "items"})}});
+  CHECK(no_used.second.status.ok());
+  CHECK(no_used.second.text.find("utilization_ratio") == std::string::npos);
+  // Without the config collector (disabled, or nothing shared) lists publishes no ratio.
+  auto alone = Collect("lists", {{"lists", Lists("50")}});
+  CHECK(alone.status.ok());
+  CHECK(alone.text.find("utilization_ratio") == std::string::npos);
+
+  // A SHOW CONFIG without max_client_conn withdraws the value an earlier run shared.
+  auto dir = WriteDir(
+      {{"config", TsvLine({"key", "value"}) + TsvLine({"default_pool_size", "5"})}, {"lists", Lists("50")}});
   testing::FixturePgSession session(dir);
-  session.FailQuery("lists", Status::Error(ErrorReason::kTimeout, "deadline"));
-  auto failed = Run("config", session);
+  std::map<std::string, double, std::less<>> shared{{"pgbouncer.max_client_conn", 100}};
+  Run("config", session, &shared);
+  auto lists = Run("lists", session, &shared);
   fs::remove_all(dir);
-  CHECK(failed.status.reason == ErrorReason::kTimeout);
+  CHECK(lists.text.find("utilization_ratio") == std::string::npos);
 }
 
 TEST_CASE("pgbouncer lists: unknown lists and the unused dns_pending are ignored") {

@@ -1,4 +1,4 @@
-// Every registered redis collector runs on every redis fixture directory
+// Every registered redis collector runs, in registry order, on every redis fixture directory
 // (tests/fixtures/redis/<version>/<role>/) with the key checks of its settings.txt and must
 // reproduce tests/golden/redis/<version>/<role>/<collector>.prom. A collector that fails on a
 // fixture (a derived fixture holds INFO only) has its status as the golden file's one line.
@@ -19,6 +19,8 @@ TEST_CASE("redis golden exposition of every redis collector on every fixture") {
     auto rel = fs::relative(dir, testing::TestsDir() / "fixtures");
     const TargetSettings settings = testing::LoadRedisSettings(dir);
     const bool captured = fs::exists(dir / "replies.resp");
+    // As in a target's collection: in registry order, sharing what one hands to the next.
+    std::map<std::string, double, std::less<>> shared;
     for (const auto& info : RegisteredCollectors()) {
       if (info.kind != TargetKind::kRedis) continue;
       INFO("fixture " << rel.string() << " collector " << info.name);
@@ -26,6 +28,7 @@ TEST_CASE("redis golden exposition of every redis collector on every fixture") {
       MetricSink sink(Labels{{"target", "golden"}});
       ScrapeContext ctx{"golden", std::chrono::steady_clock::now() + std::chrono::seconds(5), nullptr,
                         &session, &settings};
+      ctx.shared = &shared;
       auto st = info.factory()->Update(ctx, sink);
       if (captured || info.name == "info") CHECK_MESSAGE(st.ok(), st.message);
       for (const auto& e : sink.errors()) FAIL_CHECK(e);

@@ -115,3 +115,23 @@ TEST_CASE("redis a numeric field that is not a number is a data error and no cra
   REQUIRE(sink.errors().size() == 1);
   CHECK(sink.size() == 0);
 }
+
+TEST_CASE("redis databases without keys get redis_db_keys 0 up to the configured count, bounded") {
+  const std::string info =
+      "# Keyspace\r\ndb0:keys=6,expires=1,avg_ttl=5\r\ndb2:keys=3,expires=0,avg_ttl=0\r\n";
+  MetricSink sink(Labels{{"target", "t"}});
+  redis::PublishRedisInfo(ParseRedisInfo(info), sink, 200, 4);
+  auto text = testing::Exposition(sink.Take());
+  CHECK(HasLine(text, R"(redis_db_keys{db="db0",target="t"} 6)"));
+  CHECK(HasLine(text, R"(redis_db_keys{db="db1",target="t"} 0)"));
+  CHECK(HasLine(text, R"(redis_db_keys{db="db2",target="t"} 3)"));
+  CHECK(HasLine(text, R"(redis_db_keys_expiring{db="db3",target="t"} 0)"));
+  CHECK(text.find("db4") == std::string::npos);
+  CHECK(Published(info).find(R"(db="db1")") == std::string::npos);  // without CONFIG: INFO alone
+
+  MetricSink many;
+  redis::PublishRedisInfo(ParseRedisInfo(info), many, 200, 1 << 20);
+  auto fams = many.Take();
+  for (const auto& f : fams)
+    if (f.name == "redis_db_keys") CHECK(f.metric.size() == redis::kMaxZeroFilledDatabases);
+}

@@ -55,6 +55,8 @@ struct Script {
   std::string family;  // published family name; "fake_<collector>" when empty
   MetricKind kind = MetricKind::kGauge;
   std::atomic<std::size_t> seen_keys{0};
+  bool share = false;                // writes shared["from_" + name]
+  std::atomic<int> shared_seen{-1};  // size of ctx.shared at entry; -1 when null
 };
 
 class ScriptedCollector final : public Collector {
@@ -62,6 +64,8 @@ class ScriptedCollector final : public Collector {
   ScriptedCollector(Script& s, std::string name) : s_(s), name_(std::move(name)) {}
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
     s_.seen_keys = ctx.settings->redis_keys.size();
+    s_.shared_seen = ctx.shared ? static_cast<int>(ctx.shared->size()) : -1;
+    if (s_.share && ctx.shared) (*ctx.shared)["from_" + name_] = 1;
     int now = ++s_.running;
     int prev = s_.max_running.load();
     while (now > prev && !s_.max_running.compare_exchange_weak(prev, now)) {
@@ -121,6 +125,29 @@ TEST_CASE("slow tier collectors run once per slow interval and their output is s
   CHECK(Contains(text, "fake_slow{label=\"v\",target=\"t\"} 1"));
   CHECK(Contains(text, "pg_up{target=\"t\"} 1"));
   CHECK(world.connects == 1);
+}
+
+TEST_CASE("a refused slow collector is asked again after slow_interval, not every collection") {
+  FakeWorld world;
+  Script fast, refused;
+  refused.result = Status::Error(ErrorReason::kPermission, "NOPERM CONFIG");
+  std::vector<CollectorInfo> registry{Info(fast, "fast", Tier::kFast), Info(refused, "refused", Tier::kSlow)};
+  auto cfg = Target("t", {"fast", "refused"});
+  cfg.slow_interval = 150ms;
+  TargetRuntime rt(
+      cfg, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  for (int i = 0; i < 3; ++i) rt.Collect();
+  CHECK(fast.calls == 3);
+  CHECK(refused.calls == 1);
+  auto text = Text(rt);
+  CHECK(Contains(text, "pg_up{target=\"t\"} 1"));
+  CHECK(Contains(text, "runbook_exporter_collector_success{collector=\"refused\",target=\"t\"} 0"));
+  CHECK_FALSE(Contains(text, "fake_refused{"));
+  std::this_thread::sleep_for(160ms);
+  refused.result = Status::Ok();
+  rt.Collect();
+  CHECK(refused.calls == 2);
+  CHECK(Contains(Text(rt), "fake_refused{"));
 }
 
 TEST_CASE("a failed connection backs off instead of retrying every collection") {
@@ -191,6 +218,28 @@ TEST_CASE("a timeout in one collector makes the whole target stale and reconnect
   CHECK(Contains(text, "runbook_exporter_target_error{reason=\"timeout\",target=\"t\"} 1"));
   CHECK_FALSE(Contains(text, "fake_"));
   CHECK(world.disconnects == 1);
+}
+
+TEST_CASE("what a slow collector shares outlives its cached runs and is cleared when the target fails") {
+  FakeWorld world;
+  Script reader, writer;
+  writer.share = true;
+  std::vector<CollectorInfo> registry{Info(reader, "a_reader", Tier::kFast),
+                                      Info(writer, "b_writer", Tier::kSlow)};
+  TargetRuntime rt(
+      Target("t", {"a_reader", "b_writer"}),
+      [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  rt.Collect();
+  CHECK(reader.shared_seen == 0);  // runs before the writer
+  rt.Collect();
+  CHECK(writer.calls == 1);  // served from its cache
+  CHECK(reader.shared_seen == 1);
+  reader.result = Status::Error(ErrorReason::kTimeout, "deadline exceeded");
+  rt.Collect();
+  reader.result = Status::Ok();
+  rt.Collect();
+  CHECK(reader.shared_seen == 0);  // the failure cleared it; the writer runs again after the reader
+  CHECK(writer.calls == 2);
 }
 
 TEST_CASE("collectors that did not run before the deadline are reported as timed out") {

@@ -1,0 +1,175 @@
+#include "exposition.h"
+
+#include <charconv>
+#include <cmath>
+#include <string_view>
+
+namespace runbook {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+std::string_view TypeName(MetricType t) {
+  switch (t) {
+    case MetricType::Counter: return "counter";
+    case MetricType::Gauge: return "gauge";
+    case MetricType::Summary: return "summary";
+    case MetricType::Histogram: return "histogram";
+    case MetricType::Untyped: break;
+  }
+  return "untyped";
+}
+
+template <typename Int>
+void AppendInteger(std::string& out, Int v) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, res.ptr);
+}
+
+// Label values escape '\', '"' and line feeds; HELP text escapes '\' and line feeds.
+void AppendEscaped(std::string& out, std::string_view s, bool quote) {
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c != '\\' && c != '\n' && !(quote && c == '"')) continue;
+    out.append(s.substr(from, i - from));
+    out += '\\';
+    out += c == '\n' ? 'n' : c;
+    from = i + 1;
+  }
+  out.append(s.substr(from));
+}
+
+// Name, suffix and labels (with an optional extra label last), then the separating space.
+void AppendHead(std::string& out, const MetricFamily& family, const ClientMetric& metric,
+                std::string_view suffix = {}, std::string_view extra_name = {}, double extra_value = 0,
+                bool extra_inf = false) {
+  out += family.name;
+  out += suffix;
+  if (!metric.label.empty() || !extra_name.empty()) {
+    out += '{';
+    bool first = true;
+    for (const auto& l : metric.label) {
+      if (!first) out += ',';
+      first = false;
+      out += l.name;
+      out += "=\"";
+      AppendEscaped(out, l.value, true);
+      out += '"';
+    }
+    if (!extra_name.empty()) {
+      if (!first) out += ',';
+      out += extra_name;
+      out += "=\"";
+      if (extra_inf)
+        out += "+Inf";
+      else
+        AppendSampleValue(out, extra_value);
+      out += '"';
+    }
+    out += '}';
+  }
+  out += ' ';
+}
+
+void AppendTail(std::string& out, const ClientMetric& metric) {
+  if (metric.timestamp_ms != 0) {
+    out += ' ';
+    AppendInteger(out, metric.timestamp_ms);
+  }
+  out += '\n';
+}
+
+void AppendSample(std::string& out, const MetricFamily& f, const ClientMetric& m, double value) {
+  AppendHead(out, f, m);
+  AppendSampleValue(out, value);
+  AppendTail(out, m);
+}
+
+}  // namespace
+
+void AppendSampleValue(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out += "Nan";
+  } else if (std::isinf(value)) {
+    out += value < 0 ? "-Inf" : "+Inf";
+  } else {
+    char buf[32];
+    auto res = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, 16);
+    out.append(buf, res.ptr);
+  }
+}
+
+void AppendFamilyHeader(std::string& out, const MetricFamily& family) {
+  if (!family.help.empty()) {
+    out += "# HELP ";
+    out += family.name;
+    out += ' ';
+    AppendEscaped(out, family.help, false);
+    out += '\n';
+  }
+  out += "# TYPE ";
+  out += family.name;
+  out += ' ';
+  out += TypeName(family.type);
+  out += '\n';
+}
+
+void AppendFamilySamples(std::string& out, const MetricFamily& f) {
+  for (const auto& m : f.metric) {
+    switch (f.type) {
+      case MetricType::Counter: AppendSample(out, f, m, m.counter.value); break;
+      case MetricType::Gauge: AppendSample(out, f, m, m.gauge.value); break;
+      case MetricType::Untyped: AppendSample(out, f, m, m.untyped.value); break;
+      case MetricType::Summary:
+        AppendHead(out, f, m, "_count");
+        AppendInteger(out, m.summary.sample_count);
+        AppendTail(out, m);
+        AppendHead(out, f, m, "_sum");
+        AppendSampleValue(out, m.summary.sample_sum);
+        AppendTail(out, m);
+        for (const auto& q : m.summary.quantile) {
+          AppendHead(out, f, m, {}, "quantile", q.quantile);
+          AppendSampleValue(out, q.value);
+          AppendTail(out, m);
+        }
+        break;
+      case MetricType::Histogram: {
+        AppendHead(out, f, m, "_count");
+        AppendInteger(out, m.histogram.sample_count);
+        AppendTail(out, m);
+        AppendHead(out, f, m, "_sum");
+        AppendSampleValue(out, m.histogram.sample_sum);
+        AppendTail(out, m);
+        bool inf_seen = false;
+        for (const auto& b : m.histogram.bucket) {
+          AppendHead(out, f, m, "_bucket", "le", b.upper_bound);
+          AppendInteger(out, b.cumulative_count);
+          AppendTail(out, m);
+          inf_seen = std::isinf(b.upper_bound) && b.upper_bound > 0;
+        }
+        if (!inf_seen) {
+          AppendHead(out, f, m, "_bucket", "le", 0, true);
+          AppendInteger(out, m.histogram.sample_count);
+          AppendTail(out, m);
+        }
+        break;
+      }
+    }
+  }
+}
+
+std::string RenderExposition(const std::vector<MetricFamily>& families) {
+  std::string out;
+  for (const auto& f : families) {
+    AppendFamilyHeader(out, f);
+    AppendFamilySamples(out, f);
+  }
+  return out;
+}
+
+}  // namespace runbook
