@@ -116,6 +116,16 @@ ReloadResult App::Reload() {
     if (next->workers != config_->workers)
       spdlog::warn("global.workers changed to {}; it takes effect at the next restart", next->workers);
   }
+  if (notifier_) {
+    if (auto errors = notifier_->Apply(WithDefaults(next->alerting)); !errors.empty()) {
+      for (const auto& e : errors) spdlog::error("config reload failed, keeping the running config: {}", e);
+      std::lock_guard lock(mu_);
+      last_reload_ok_ = false;
+      last_reload_errors_ = errors;
+      result.errors = errors;
+      return result;
+    }
+  }
   scheduler_.Apply(next->targets);
   {
     std::lock_guard lock(mu_);
@@ -127,6 +137,30 @@ ReloadResult App::Reload() {
   spdlog::info("config reloaded from {}: {} targets", next->source, next->targets.size());
   result.ok = true;
   return result;
+}
+
+NotifierConfig App::WithDefaults(NotifierConfig c) const {
+  if (c.external_url.empty()) c.external_url = default_external_url_;
+  return c;
+}
+
+std::vector<std::string> App::AttachNotifier(std::shared_ptr<Notifier> notifier,
+                                             std::string default_external_url) {
+  std::lock_guard reload_lock(reload_mu_);
+  notifier_ = std::move(notifier);
+  default_external_url_ = std::move(default_external_url);
+  return notifier_->Apply(WithDefaults(config()->alerting));
+}
+
+NotifyFunc App::notify_func() {
+  return [this](const std::vector<Alert>& alerts) {
+    if (notifier_) notifier_->Notify(alerts);
+  };
+}
+
+NotifyTestResult App::SendTestNotification(const std::string& name, bool resolved) {
+  if (!notifier_) return {false, "alert delivery is not running", ""};
+  return notifier_->SendTest(name, resolved);
 }
 
 std::string App::RenderMetrics() const {
@@ -163,6 +197,12 @@ std::string App::RenderMetrics() const {
   auto global_families = global.Take();
   auto global_rendered = RenderFamilies(global_families);
   std::vector<const std::vector<RenderedFamily>*> sources{&global_rendered};
+  std::vector<RenderedFamily> notifier_rendered;
+  if (notifier_) {
+    auto families = notifier_->Metrics();
+    notifier_rendered = RenderFamilies(families);
+    sources.push_back(&notifier_rendered);
+  }
   for (const auto& s : snaps) sources.push_back(&s->rendered);
   return ConcatenateRendered(sources);
 }
