@@ -11,6 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "config.h"
 #include "notify/notifier.h"
@@ -59,6 +60,7 @@ class FakeHttp : public HttpClient {
     return resp;
   }
   std::vector<Request> To(const std::string& url) const {
+    std::lock_guard lock(mu_);
     std::vector<Request> out;
     for (const auto& r : requests)
       if (r.req.url == url) out.push_back(r);
@@ -69,7 +71,7 @@ class FakeHttp : public HttpClient {
 
  private:
   const Clock& clock_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
 };
 
 TimestampMs ParseTime(const std::string& s) {
@@ -557,4 +559,43 @@ TEST_CASE("alerting config: every field parsed, errors name file:line:column and
     for (const auto& e : r.errors) all += e + "\n";
     CHECK_MESSAGE(all.find(c.expect) != std::string::npos, all);
   }
+}
+
+TEST_CASE("with its own threads the notifier delivers alerts queued concurrently from many threads") {
+  auto http = std::make_shared<FakeHttp>(SystemClock());
+  NotifierOptions o;
+  o.http = http;
+  auto n = MakeNotifier(o);
+  auto cfg = ParseAlerting(R"(  alertmanagers: [{url: 'http://am1:9093'}, {url: 'http://am2:9093'}]
+  receivers: [{name: r, url: "http://hook/r"}]
+  route: {receiver: r, group_by: ['...'], group_wait: 1ms, group_interval: 1h}
+)");
+  REQUIRE(n->Apply(cfg).empty());
+  std::vector<std::thread> threads;
+  TimestampMs now = SystemClock().NowMs();
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i)
+        n->Notify({{{{"alertname", "A"}, {"i", std::to_string(t * 100 + i)}}, {}, now, now + 240000, ""}});
+    });
+  for (int i = 0; i < 20; ++i) n->Metrics();
+  for (auto& t : threads) t.join();
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  auto alerts_to = [&](const std::string& url) {
+    std::size_t total = 0;
+    for (const auto& r : http->To(url)) {
+      auto body = json::parse(r.req.body);
+      total += body.is_array() ? body.size() : body["alerts"].size();
+    }
+    return total;
+  };
+  while (std::chrono::steady_clock::now() < deadline &&
+         (n->QueueLength() > 0 || alerts_to("http://hook/r") < 200 ||
+          alerts_to("http://am2:9093/api/v2/alerts") < 200))
+    std::this_thread::sleep_for(10ms);
+  n->Stop();
+  CHECK(alerts_to("http://am1:9093/api/v2/alerts") == 200);
+  CHECK(alerts_to("http://am2:9093/api/v2/alerts") == 200);
+  CHECK(alerts_to("http://hook/r") == 200);
+  CHECK(n->QueueLength() == 0);
 }
