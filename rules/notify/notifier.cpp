@@ -266,6 +266,7 @@ class NotifierImpl final : public Notifier {
       inhibits_.push_back(std::move(c));
     }
     wake_.notify_all();
+    deliver_.notify_all();
     return errors;
   }
 
@@ -316,7 +317,7 @@ class NotifierImpl final : public Notifier {
     r.ok = true;
     r.idempotency_key = batch.front().key;
     lock.unlock();
-    wake_.notify_all();
+    deliver_.notify_all();
     return r;
   }
 
@@ -417,6 +418,7 @@ class NotifierImpl final : public Notifier {
       stopping_ = true;
     }
     wake_.notify_all();
+    deliver_.notify_all();
     for (auto& t : threads_) t.join();
     threads_.clear();
     std::lock_guard lock(mu_);

@@ -164,7 +164,8 @@ const char* kLabConfig = R"(  external_url: http://127.0.0.1:29093
 
 TEST_CASE("fingerprints are Alertmanager's (FNV-1a over sorted label pairs)") {
   for (const auto* file : {"webhook_firing.json", "webhook_firing_template_functions.json"}) {
-    for (const auto& a : Fixture(file)["alerts"]) {
+    auto fixture = Fixture(file);
+    for (const auto& a : fixture["alerts"]) {
       Labels labels;
       for (const auto& [k, v] : a["labels"].items()) labels.emplace_back(k, v);
       CHECK(AlertFingerprint(labels) == a["fingerprint"].get<std::string>());
@@ -598,4 +599,43 @@ TEST_CASE("with its own threads the notifier delivers alerts queued concurrently
   CHECK(alerts_to("http://am2:9093/api/v2/alerts") == 200);
   CHECK(alerts_to("http://hook/r") == 200);
   CHECK(n->QueueLength() == 0);
+}
+
+TEST_CASE("a bearer token file is read at every request") {
+  fs::path token = fs::temp_directory_path() / ("rbx-token-" + std::to_string(getpid()));
+  std::ofstream(token) << "t1\n";
+  Rig rig(1'800'000'000'000, "  receivers:\n    - {name: r, url: 'http://hook/r', bearer_token_file: '" +
+                                 token.string() + "'}\n  route: {receiver: r}\n");
+  rig.n->SendTest("r");
+  rig.n->Poll();
+  std::ofstream(token) << "t2\n";  // rotated: no reload needed
+  rig.n->SendTest("r");
+  rig.n->Poll();
+  REQUIRE(rig.http->requests.size() == 2);
+  CHECK(rig.http->requests[0].Header("Authorization") == "Bearer t1");
+  CHECK(rig.http->requests[1].Header("Authorization") == "Bearer t2");
+  fs::remove(token);
+}
+
+TEST_CASE("a reload keeps the queue of a receiver that stays and drops the one of a removed receiver") {
+  TimestampMs t0 = 1'800'000'000'000;
+  Rig rig(t0, R"(  receivers: [{name: a, url: "http://hook/a"}, {name: b, url: "http://hook/b"}]
+  route: {receiver: a}
+)");
+  rig.http->script = {{503, "", "", std::nullopt}, {503, "", "", std::nullopt}};
+  auto key_a = rig.n->SendTest("a").idempotency_key;
+  rig.n->SendTest("b");
+  rig.n->Poll();
+  CHECK(rig.n->QueueLength() == 2);
+  auto next = ParseAlerting(R"(  receivers: [{name: a, url: "http://hook/a2"}]
+  route: {receiver: a}
+)");
+  REQUIRE(rig.n->Apply(next).empty());
+  CHECK(rig.n->QueueLength() == 1);
+  CHECK(!rig.n->SendTest("b").ok);
+  rig.RunUntil(t0 + 10000);
+  auto to_a2 = rig.http->To("http://hook/a2");
+  REQUIRE(to_a2.size() == 1);  // the new URL, the same notification
+  CHECK(to_a2[0].Header("Idempotency-Key") == key_a);
+  CHECK(rig.n->QueueLength() == 0);
 }
