@@ -116,8 +116,13 @@ ReloadResult App::Reload() {
     if (next->workers != config_->workers)
       spdlog::warn("global.workers changed to {}; it takes effect at the next restart", next->workers);
   }
-  if (notifier_) {
-    if (auto errors = notifier_->Apply(WithDefaults(next->alerting)); !errors.empty()) {
+  if (auto notifier = Notifier_()) {
+    std::string default_url;
+    {
+      std::lock_guard lock(mu_);
+      default_url = default_external_url_;
+    }
+    if (auto errors = notifier->Apply(WithDefaults(next->alerting, default_url)); !errors.empty()) {
       for (const auto& e : errors) spdlog::error("config reload failed, keeping the running config: {}", e);
       std::lock_guard lock(mu_);
       last_reload_ok_ = false;
@@ -139,28 +144,36 @@ ReloadResult App::Reload() {
   return result;
 }
 
-NotifierConfig App::WithDefaults(NotifierConfig c) const {
-  if (c.external_url.empty()) c.external_url = default_external_url_;
+NotifierConfig App::WithDefaults(NotifierConfig c, const std::string& default_external_url) {
+  if (c.external_url.empty()) c.external_url = default_external_url;
   return c;
+}
+
+std::shared_ptr<Notifier> App::Notifier_() const {
+  std::lock_guard lock(mu_);
+  return notifier_;
 }
 
 std::vector<std::string> App::AttachNotifier(std::shared_ptr<Notifier> notifier,
                                              std::string default_external_url) {
   std::lock_guard reload_lock(reload_mu_);
-  notifier_ = std::move(notifier);
+  auto errors = notifier->Apply(WithDefaults(config()->alerting, default_external_url));
+  std::lock_guard lock(mu_);
   default_external_url_ = std::move(default_external_url);
-  return notifier_->Apply(WithDefaults(config()->alerting));
+  notifier_ = std::move(notifier);
+  return errors;
 }
 
 NotifyFunc App::notify_func() {
   return [this](const std::vector<Alert>& alerts) {
-    if (notifier_) notifier_->Notify(alerts);
+    if (auto notifier = Notifier_()) notifier->Notify(alerts);
   };
 }
 
 NotifyTestResult App::SendTestNotification(const std::string& name, bool resolved) {
-  if (!notifier_) return {false, "alert delivery is not running", ""};
-  return notifier_->SendTest(name, resolved);
+  auto notifier = Notifier_();
+  if (!notifier) return {false, "alert delivery is not running", ""};
+  return notifier->SendTest(name, resolved);
 }
 
 std::string App::RenderMetrics() const {
@@ -198,8 +211,8 @@ std::string App::RenderMetrics() const {
   auto global_rendered = RenderFamilies(global_families);
   std::vector<const std::vector<RenderedFamily>*> sources{&global_rendered};
   std::vector<RenderedFamily> notifier_rendered;
-  if (notifier_) {
-    auto families = notifier_->Metrics();
+  if (auto notifier = Notifier_()) {
+    auto families = notifier->Metrics();
     notifier_rendered = RenderFamilies(families);
     sources.push_back(&notifier_rendered);
   }

@@ -60,9 +60,10 @@ class App {
   double last_reload_success_time_ = 0;
   std::vector<std::string> last_reload_errors_;
   Scheduler scheduler_;
-  std::shared_ptr<Notifier> notifier_;  // set once, before the HTTP server starts
-  std::string default_external_url_;
-  NotifierConfig WithDefaults(NotifierConfig c) const;
+  std::shared_ptr<Notifier> notifier_;  // mu_
+  std::string default_external_url_;    // mu_
+  std::shared_ptr<Notifier> Notifier_() const;
+  static NotifierConfig WithDefaults(NotifierConfig c, const std::string& default_external_url);
 };
 
 // Concatenates pre-rendered families of many sources, one HELP/TYPE header per family name.
