@@ -116,6 +116,21 @@ ReloadResult App::Reload() {
     if (next->workers != config_->workers)
       spdlog::warn("global.workers changed to {}; it takes effect at the next restart", next->workers);
   }
+  if (auto notifier = Notifier_()) {
+    std::string default_url;
+    {
+      std::lock_guard lock(mu_);
+      default_url = default_external_url_;
+    }
+    if (auto errors = notifier->Apply(WithDefaults(next->alerting, default_url)); !errors.empty()) {
+      for (const auto& e : errors) spdlog::error("config reload failed, keeping the running config: {}", e);
+      std::lock_guard lock(mu_);
+      last_reload_ok_ = false;
+      last_reload_errors_ = errors;
+      result.errors = errors;
+      return result;
+    }
+  }
   scheduler_.Apply(next->targets);
   {
     std::lock_guard lock(mu_);
@@ -127,6 +142,38 @@ ReloadResult App::Reload() {
   spdlog::info("config reloaded from {}: {} targets", next->source, next->targets.size());
   result.ok = true;
   return result;
+}
+
+NotifierConfig App::WithDefaults(NotifierConfig c, const std::string& default_external_url) {
+  if (c.external_url.empty()) c.external_url = default_external_url;
+  return c;
+}
+
+std::shared_ptr<Notifier> App::Notifier_() const {
+  std::lock_guard lock(mu_);
+  return notifier_;
+}
+
+std::vector<std::string> App::AttachNotifier(std::shared_ptr<Notifier> notifier,
+                                             std::string default_external_url) {
+  std::lock_guard reload_lock(reload_mu_);
+  auto errors = notifier->Apply(WithDefaults(config()->alerting, default_external_url));
+  std::lock_guard lock(mu_);
+  default_external_url_ = std::move(default_external_url);
+  notifier_ = std::move(notifier);
+  return errors;
+}
+
+NotifyFunc App::notify_func() {
+  return [this](const std::vector<Alert>& alerts) {
+    if (auto notifier = Notifier_()) notifier->Notify(alerts);
+  };
+}
+
+NotifyTestResult App::SendTestNotification(const std::string& name, bool resolved) {
+  auto notifier = Notifier_();
+  if (!notifier) return {false, "alert delivery is not running", ""};
+  return notifier->SendTest(name, resolved);
 }
 
 std::string App::RenderMetrics() const {
@@ -163,6 +210,12 @@ std::string App::RenderMetrics() const {
   auto global_families = global.Take();
   auto global_rendered = RenderFamilies(global_families);
   std::vector<const std::vector<RenderedFamily>*> sources{&global_rendered};
+  std::vector<RenderedFamily> notifier_rendered;
+  if (auto notifier = Notifier_()) {
+    auto families = notifier->Metrics();
+    notifier_rendered = RenderFamilies(families);
+    sources.push_back(&notifier_rendered);
+  }
   for (const auto& s : snaps) sources.push_back(&s->rendered);
   return ConcatenateRendered(sources);
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config.h"
+#include "runbook/notify.h"
 #include "scheduler.h"
 
 namespace runbook {
@@ -40,6 +41,16 @@ class App {
   std::shared_ptr<const Config> config() const;
   Scheduler& scheduler() { return scheduler_; }
 
+  // Alert delivery. AttachNotifier applies the current `alerting:` section (errors are returned
+  // and the notifier keeps running with its previous configuration); later reloads re-apply it.
+  // `default_external_url` fills alerting.external_url when the config leaves it empty.
+  std::vector<std::string> AttachNotifier(std::shared_ptr<Notifier> notifier,
+                                          std::string default_external_url);
+  // The seam for the rule engine: alerts handed to it are delivered by the attached notifier
+  // (dropped while none is attached). Safe to call from any thread.
+  NotifyFunc notify_func();
+  NotifyTestResult SendTestNotification(const std::string& name, bool resolved);
+
  private:
   std::string config_path_;
   mutable std::mutex mu_;
@@ -49,6 +60,10 @@ class App {
   double last_reload_success_time_ = 0;
   std::vector<std::string> last_reload_errors_;
   Scheduler scheduler_;
+  std::shared_ptr<Notifier> notifier_;  // mu_
+  std::string default_external_url_;    // mu_
+  std::shared_ptr<Notifier> Notifier_() const;
+  static NotifierConfig WithDefaults(NotifierConfig c, const std::string& default_external_url);
 };
 
 // Concatenates pre-rendered families of many sources, one HELP/TYPE header per family name.

@@ -462,7 +462,7 @@ class Parser {
       result.errors = errors_;
       return result;
     }
-    if (!CheckMap(root, "", {"global", "web", "targets"})) {
+    if (!CheckMap(root, "", {"global", "web", "targets", "alerting"})) {
       result.errors = errors_;
       return result;
     }
@@ -497,9 +497,295 @@ class Parser {
         }
       }
     }
+    if (root["alerting"]) ParseAlerting(root["alerting"], cfg.alerting);
     result.errors = errors_;
     if (errors_.empty()) result.config = std::move(cfg);
     return result;
+  }
+
+  // ---- alerting: ----------------------------------------------------------------------------
+
+  std::optional<bool> Bool(const YAML::Node& node, const std::string& path) {
+    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false"))
+      return node.Scalar() == "true";
+    Error(node, path, "expected true or false");
+    return std::nullopt;
+  }
+
+  std::optional<std::string> Url(const YAML::Node& node, const std::string& path) {
+    auto v = String(node, path);
+    if (v && !v->starts_with("http://") && !v->starts_with("https://")) {
+      Error(node, path, "expected an http:// or https:// URL");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  bool ValidLabelName(const std::string& name) {
+    return !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+           std::all_of(name.begin(), name.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  }
+
+  static inline const std::vector<std::string_view> kHttpKeys = {
+      "timeout", "bearer_token_file", "basic_auth", "headers", "tls", "proxy_url", "hmac_secret_file"};
+
+  void ParseNotifyHttp(const YAML::Node& node, const std::string& path, NotifyHttpConfig& h) {
+    if (node["timeout"])
+      if (auto v = Duration(node["timeout"], path + ".timeout")) h.timeout = *v;
+    if (node["bearer_token_file"])
+      if (auto v = String(node["bearer_token_file"], path + ".bearer_token_file")) h.bearer_token_file = *v;
+    if (const auto& b = node["basic_auth"]) {
+      if (CheckMap(b, path + ".basic_auth", {"username", "password_file"})) {
+        if (!b["username"]) Error(b, path + ".basic_auth", "missing required key \"username\"");
+        if (b["username"])
+          if (auto v = String(b["username"], path + ".basic_auth.username")) h.basic_auth_username = *v;
+        if (b["password_file"])
+          if (auto v = String(b["password_file"], path + ".basic_auth.password_file"))
+            h.basic_auth_password_file = *v;
+      }
+      if (node["bearer_token_file"])
+        Error(b, path + ".basic_auth", "give either bearer_token_file or basic_auth, not both");
+    }
+    if (const auto& hd = node["headers"]) {
+      if (!hd.IsMap()) {
+        Error(hd, path + ".headers", "expected a mapping of header names to values");
+      } else {
+        static const std::set<std::string> kReserved{"content-type",        "idempotency-key",
+                                                     "x-runbook-signature", "x-runbook-timestamp",
+                                                     "content-length",      "host"};
+        for (const auto& kv : hd) {
+          std::string name = kv.first.Scalar(), lower = name;
+          std::transform(lower.begin(), lower.end(), lower.begin(),
+                         [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+          bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+          });
+          if (!token || kReserved.count(lower)) {
+            Error(kv.first, path + ".headers." + name,
+                  token ? "header is set by the exporter itself" : "invalid header name");
+            continue;
+          }
+          if (auto v = String(kv.second, path + ".headers." + name)) {
+            if (v->find_first_of("\r\n") != std::string::npos)
+              Error(kv.second, path + ".headers." + name, "header values cannot contain line breaks");
+            h.headers.emplace_back(name, *v);
+          }
+        }
+      }
+    }
+    if (const auto& t = node["tls"]) {
+      if (CheckMap(t, path + ".tls", {"ca_file", "cert_file", "key_file", "insecure_skip_verify"})) {
+        if (t["ca_file"])
+          if (auto v = String(t["ca_file"], path + ".tls.ca_file")) h.ca_file = *v;
+        if (t["cert_file"])
+          if (auto v = String(t["cert_file"], path + ".tls.cert_file")) h.cert_file = *v;
+        if (t["key_file"])
+          if (auto v = String(t["key_file"], path + ".tls.key_file")) h.key_file = *v;
+        if (t["insecure_skip_verify"])
+          if (auto v = Bool(t["insecure_skip_verify"], path + ".tls.insecure_skip_verify"))
+            h.insecure_skip_verify = *v;
+        if (t["cert_file"].IsDefined() != t["key_file"].IsDefined())
+          Error(t, path + ".tls", "give cert_file and key_file together");
+      }
+    }
+    if (node["proxy_url"])
+      if (auto v = Url(node["proxy_url"], path + ".proxy_url")) h.proxy_url = *v;
+    if (node["hmac_secret_file"])
+      if (auto v = String(node["hmac_secret_file"], path + ".hmac_secret_file")) h.hmac_secret_file = *v;
+  }
+
+  std::vector<LabelMatcher> ParseMatchers(const YAML::Node& node, const std::string& path) {
+    std::vector<LabelMatcher> out;
+    auto list = StringList(node, path);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string error;
+      if (auto m = ParseLabelMatcher(list[i], error))
+        out.push_back(*m);
+      else
+        Error(node[i], path + "[" + std::to_string(i) + "]", error);
+    }
+    return out;
+  }
+
+  void ParseRoute(const YAML::Node& node, const std::string& path, NotifyRoute& r,
+                  const std::set<std::string>& receivers) {
+    if (!CheckMap(node, path,
+                  {"receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval",
+                   "continue", "routes"}))
+      return;
+    if (node["receiver"])
+      if (auto v = String(node["receiver"], path + ".receiver")) {
+        if (!receivers.count(*v))
+          Error(node["receiver"], path + ".receiver", "no receiver named \"" + *v + "\"");
+        r.receiver = *v;
+      }
+    if (r.receiver.empty()) Error(node, path, "missing required key \"receiver\"");
+    if (node["matchers"]) r.matchers = ParseMatchers(node["matchers"], path + ".matchers");
+    if (node["group_by"]) {
+      r.group_by.clear();
+      r.group_by_all = false;
+      auto names = StringList(node["group_by"], path + ".group_by");
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == "...") {
+          r.group_by_all = true;
+        } else if (!ValidLabelName(names[i])) {
+          Error(node["group_by"][i], path + ".group_by[" + std::to_string(i) + "]",
+                "expected a label name or '...'");
+        } else {
+          r.group_by.push_back(names[i]);
+        }
+      }
+      if (r.group_by_all && !r.group_by.empty())
+        Error(node["group_by"], path + ".group_by", "'...' groups by all labels; list nothing else with it");
+    }
+    if (node["group_wait"])
+      if (auto v = Duration(node["group_wait"], path + ".group_wait")) r.group_wait = *v;
+    if (node["group_interval"])
+      if (auto v = Duration(node["group_interval"], path + ".group_interval")) r.group_interval = *v;
+    if (node["repeat_interval"])
+      if (auto v = Duration(node["repeat_interval"], path + ".repeat_interval")) r.repeat_interval = *v;
+    if (node["continue"])
+      if (auto v = Bool(node["continue"], path + ".continue")) r.continue_matching = *v;
+    if (const auto& routes = node["routes"]) {
+      if (!routes.IsSequence()) {
+        Error(routes, path + ".routes", "expected a list of routes");
+      } else {
+        for (std::size_t i = 0; i < routes.size(); ++i) {
+          NotifyRoute child;  // inherits the parent's receiver, grouping and timers
+          child.receiver = r.receiver;
+          child.group_by = r.group_by;
+          child.group_by_all = r.group_by_all;
+          child.group_wait = r.group_wait;
+          child.group_interval = r.group_interval;
+          child.repeat_interval = r.repeat_interval;
+          ParseRoute(routes[i], path + ".routes[" + std::to_string(i) + "]", child, receivers);
+          r.routes.push_back(std::move(child));
+        }
+      }
+    }
+  }
+
+  void ParseAlerting(const YAML::Node& node, NotifierConfig& a) {
+    if (!CheckMap(node, "alerting",
+                  {"external_url", "resend_delay", "outbox", "retry", "alertmanagers", "receivers", "route",
+                   "inhibit_rules"}))
+      return;
+    if (node["external_url"])
+      if (auto v = Url(node["external_url"], "alerting.external_url")) a.external_url = *v;
+    if (node["resend_delay"])
+      if (auto v = Duration(node["resend_delay"], "alerting.resend_delay")) a.resend_delay = *v;
+    if (const auto& o = node["outbox"]) {
+      if (CheckMap(o, "alerting.outbox", {"dir", "capacity", "fsync"})) {
+        if (o["dir"])
+          if (auto v = String(o["dir"], "alerting.outbox.dir")) a.outbox_dir = *v;
+        if (o["capacity"])
+          if (auto v = Integer(o["capacity"], "alerting.outbox.capacity", 1, 10000000))
+            a.outbox_capacity = static_cast<std::size_t>(*v);
+        if (o["fsync"])
+          if (auto v = Bool(o["fsync"], "alerting.outbox.fsync")) a.outbox_fsync = *v;
+      }
+    }
+    if (const auto& r = node["retry"]) {
+      if (CheckMap(
+              r, "alerting.retry",
+              {"initial_backoff", "max_backoff", "give_up_after", "breaker_failures", "breaker_open_for"})) {
+        if (r["initial_backoff"])
+          if (auto v = Duration(r["initial_backoff"], "alerting.retry.initial_backoff"))
+            a.retry.initial_backoff = *v;
+        if (r["max_backoff"])
+          if (auto v = Duration(r["max_backoff"], "alerting.retry.max_backoff")) a.retry.max_backoff = *v;
+        if (r["give_up_after"])
+          if (auto v = Duration(r["give_up_after"], "alerting.retry.give_up_after"))
+            a.retry.give_up_after = *v;
+        if (r["breaker_failures"])
+          if (auto v = Integer(r["breaker_failures"], "alerting.retry.breaker_failures", 1, 1000))
+            a.retry.breaker_failures = static_cast<int>(*v);
+        if (r["breaker_open_for"])
+          if (auto v = Duration(r["breaker_open_for"], "alerting.retry.breaker_open_for"))
+            a.retry.breaker_open_for = *v;
+        if (a.retry.max_backoff < a.retry.initial_backoff)
+          Error(r, "alerting.retry.max_backoff", "must not be below initial_backoff");
+      }
+    }
+    std::set<std::string> names;
+    if (const auto& list = node["alertmanagers"]) {
+      if (!list.IsSequence()) Error(list, "alerting.alertmanagers", "expected a list of alertmanagers");
+      for (std::size_t i = 0; list.IsSequence() && i < list.size(); ++i) {
+        const std::string path = "alerting.alertmanagers[" + std::to_string(i) + "]";
+        std::vector<std::string_view> keys = kHttpKeys;
+        keys.insert(keys.end(), {"name", "url"});
+        if (!CheckMap(list[i], path, keys)) continue;
+        AlertmanagerTarget am;
+        if (!list[i]["url"]) Error(list[i], path, "missing required key \"url\"");
+        if (list[i]["url"])
+          if (auto v = Url(list[i]["url"], path + ".url")) {
+            am.url = *v;
+            while (am.url.ends_with("/")) am.url.pop_back();
+          }
+        am.name = am.url;
+        if (list[i]["name"])
+          if (auto v = String(list[i]["name"], path + ".name")) am.name = *v;
+        if (!names.insert(am.name).second)
+          Error(list[i], path + ".name", "duplicate alertmanager or receiver name \"" + am.name + "\"");
+        ParseNotifyHttp(list[i], path, am.http);
+        a.alertmanagers.push_back(std::move(am));
+      }
+    }
+    std::set<std::string> receivers;
+    if (const auto& list = node["receivers"]) {
+      if (!list.IsSequence()) Error(list, "alerting.receivers", "expected a list of receivers");
+      for (std::size_t i = 0; list.IsSequence() && i < list.size(); ++i) {
+        const std::string path = "alerting.receivers[" + std::to_string(i) + "]";
+        std::vector<std::string_view> keys = kHttpKeys;
+        keys.insert(keys.end(), {"name", "url", "send_resolved", "max_alerts"});
+        if (!CheckMap(list[i], path, keys)) continue;
+        WebhookReceiver r;
+        if (!list[i]["name"]) Error(list[i], path, "missing required key \"name\"");
+        if (list[i]["name"])
+          if (auto v = String(list[i]["name"], path + ".name")) {
+            r.name = *v;
+            if (v->empty()) Error(list[i]["name"], path + ".name", "must not be empty");
+            if (!names.insert(*v).second)
+              Error(list[i]["name"], path + ".name",
+                    "duplicate alertmanager or receiver name \"" + *v + "\"");
+          }
+        if (!list[i]["url"]) Error(list[i], path, "missing required key \"url\"");
+        if (list[i]["url"])
+          if (auto v = Url(list[i]["url"], path + ".url")) r.url = *v;
+        if (list[i]["send_resolved"])
+          if (auto v = Bool(list[i]["send_resolved"], path + ".send_resolved")) r.send_resolved = *v;
+        if (list[i]["max_alerts"])
+          if (auto v = Integer(list[i]["max_alerts"], path + ".max_alerts", 0, 1000000))
+            r.max_alerts = static_cast<int>(*v);
+        ParseNotifyHttp(list[i], path, r.http);
+        receivers.insert(r.name);
+        a.receivers.push_back(std::move(r));
+      }
+    }
+    if (node["route"]) {
+      ParseRoute(node["route"], "alerting.route", a.route, receivers);
+      if (node["route"].IsMap() && node["route"]["matchers"])
+        Error(node["route"]["matchers"], "alerting.route.matchers", "the root route matches every alert");
+    } else if (!receivers.empty()) {
+      Error(node, "alerting.route", "missing: receivers need a route (at least {receiver: NAME})");
+    }
+    if (const auto& list = node["inhibit_rules"]) {
+      if (!list.IsSequence()) Error(list, "alerting.inhibit_rules", "expected a list of inhibit rules");
+      for (std::size_t i = 0; list.IsSequence() && i < list.size(); ++i) {
+        const std::string path = "alerting.inhibit_rules[" + std::to_string(i) + "]";
+        if (!CheckMap(list[i], path, {"source_matchers", "target_matchers", "equal"})) continue;
+        InhibitRule rule;
+        if (list[i]["source_matchers"])
+          rule.source_matchers = ParseMatchers(list[i]["source_matchers"], path + ".source_matchers");
+        if (list[i]["target_matchers"])
+          rule.target_matchers = ParseMatchers(list[i]["target_matchers"], path + ".target_matchers");
+        if (rule.source_matchers.empty() || rule.target_matchers.empty())
+          Error(list[i], path, "needs source_matchers and target_matchers");
+        if (list[i]["equal"]) rule.equal = StringList(list[i]["equal"], path + ".equal");
+        a.inhibit_rules.push_back(std::move(rule));
+      }
+    }
   }
 
  private:

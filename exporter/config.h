@@ -12,6 +12,7 @@
 #include "libpq_session.h"
 #include "runbook/collector.h"
 #include "runbook/metric_sink.h"
+#include "runbook/notify.h"
 
 namespace runbook {
 
@@ -49,6 +50,7 @@ struct Config {
   std::string listen_address = ":9187";
   int workers = 4;
   std::vector<TargetConfig> targets;
+  NotifierConfig alerting;  // `alerting:`; disabled when it lists no alertmanager or receiver
 };
 
 struct ConfigResult {

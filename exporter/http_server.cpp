@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -119,6 +120,49 @@ int HandleReload(mg_connection* conn, void* data) {
   return 500;
 }
 
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// POST /api/v1/notify/test?receiver=NAME[&resolved=true]: queues a test notification.
+int HandleNotifyTest(mg_connection* conn, void* data) {
+  auto* app = static_cast<App*>(data);
+  if (!IsMethod(conn, "POST")) {
+    Send(conn, 405, "text/plain", "use POST\n", "Allow: POST\r\n");
+    return 405;
+  }
+  const char* query = mg_get_request_info(conn)->query_string;
+  char receiver[256] = "", resolved[16] = "";
+  if (!query || mg_get_var(query, std::strlen(query), "receiver", receiver, sizeof receiver) <= 0) {
+    Send(conn, 400, "application/json",
+         R"({"status":"error","error":"missing ?receiver=NAME: a configured receiver or alertmanager"})"
+         "\n");
+    return 400;
+  }
+  mg_get_var(query, std::strlen(query), "resolved", resolved, sizeof resolved);
+  auto r = app->SendTestNotification(receiver, std::strcmp(resolved, "true") == 0);
+  if (!r.ok) {
+    Send(conn, 404, "application/json", R"({"status":"error","error":)" + JsonString(r.error) + "}\n");
+    return 404;
+  }
+  Send(conn, 202, "application/json",
+       R"({"status":"success","data":{"idempotencyKey":)" + JsonString(r.idempotency_key) + "}}\n");
+  return 202;
+}
+
 int LogMessage(const mg_connection*, const char* message) {
   spdlog::warn("http: {}", message);
   return 1;
@@ -150,6 +194,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& liste
   mg_set_request_handler(server->ctx_, "/-/healthy$", HandleHealthy, &app);
   mg_set_request_handler(server->ctx_, "/-/ready$", HandleReady, &app);
   mg_set_request_handler(server->ctx_, "/-/reload$", HandleReload, &app);
+  mg_set_request_handler(server->ctx_, "/api/v1/notify/test$", HandleNotifyTest, &app);
   mg_set_request_handler(server->ctx_, "/", HandleRoot, &app);
   mg_server_port ports_out[4];
   int n = mg_get_server_ports(server->ctx_, 4, ports_out);

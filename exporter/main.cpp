@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -11,6 +12,7 @@
 #include "cli.h"
 #include "http_server.h"
 #include "logging.h"
+#include "runbook/notify.h"
 
 namespace {
 
@@ -148,6 +150,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("listening on {} (port {})", listen, server->port());
+  {
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    runbook::NotifierOptions opts;
+    opts.user_agent = "runbook_exporter/" RUNBOOK_VERSION;
+    auto errors = app.AttachNotifier(runbook::MakeNotifier(std::move(opts)),
+                                     "http://" + std::string(host) + ":" + std::to_string(server->port()));
+    // Without a usable outbox nothing could be delivered durably: refuse to run half-configured.
+    if (!errors.empty()) {
+      for (const auto& e : errors) spdlog::error("alerting: {}", e);
+      return 1;
+    }
+  }
 
   for (;;) {
     int sig = 0;

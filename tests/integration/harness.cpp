@@ -266,6 +266,13 @@ Exporter::~Exporter() {
   fs::remove_all(config_.parent_path(), ec);
 }
 
+void Exporter::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 void Exporter::WriteConfig(const std::string& yaml) const {
   std::ofstream(config_) << yaml;
 }

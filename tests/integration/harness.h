@@ -65,6 +65,8 @@ class Exporter {
   Scrape WaitFor(const std::function<bool(const Scrape&)>& pred, std::chrono::milliseconds timeout) const;
   std::string Log() const;
   int pid() const { return pid_; }
+  // SIGKILL, as a crash would: no shutdown path runs. The destructor then only cleans up.
+  void Kill9();
   std::filesystem::path config_path() const { return config_; }
   void WriteConfig(const std::string& yaml) const;
 
