@@ -78,11 +78,25 @@ std::string ConcatenateRendered(const std::vector<const std::vector<RenderedFami
   return out;
 }
 
-App::App(std::string config_path, Config initial, ConnectionFactory factory)
+namespace {
+std::vector<std::string> TargetNames(const Config& cfg) {
+  std::vector<std::string> names;
+  for (const auto& t : cfg.targets) names.push_back(t.name);
+  return names;
+}
+}  // namespace
+
+App::App(std::string config_path, Config initial, std::vector<rules::GroupDef> groups,
+         std::string listen_address, ConnectionFactory factory)
     : config_path_(std::move(config_path)),
       config_(std::make_shared<const Config>(std::move(initial))),
       last_reload_success_time_(NowUnix()),
+      listen_address_(listen_address.empty() ? config_->listen_address : std::move(listen_address)),
+      default_external_url_(DefaultExternalUrl(listen_address_)),
       scheduler_(config_->workers, std::move(factory)) {
+  engine_.SetNotify(notify_func());
+  ApplyEngine(*config_, std::move(groups), default_external_url_);
+  scheduler_.SetOnCollected([this](const TargetRuntime& t) { engine_.OnCollected(t); });
   scheduler_.Apply(config_->targets);
 }
 
@@ -99,6 +113,14 @@ ReloadResult App::Reload() {
   std::lock_guard reload_lock(reload_mu_);
   ConfigResult r = config_path_.empty() ? EmbeddedDefaultConfig() : LoadConfigFile(config_path_);
   ReloadResult result;
+  std::vector<rules::GroupDef> groups;
+  if (r.config) {
+    auto rule_errors = LoadRuleFiles(r.config->rules, groups);
+    if (!rule_errors.empty()) {
+      r.errors = std::move(rule_errors);
+      r.config.reset();
+    }
+  }
   if (!r.config) {
     result.errors = r.errors;
     for (const auto& e : r.errors) spdlog::error("config reload failed, keeping the running config: {}", e);
@@ -116,12 +138,12 @@ ReloadResult App::Reload() {
     if (next->workers != config_->workers)
       spdlog::warn("global.workers changed to {}; it takes effect at the next restart", next->workers);
   }
+  std::string default_url;
+  {
+    std::lock_guard lock(mu_);
+    default_url = default_external_url_;
+  }
   if (auto notifier = Notifier_()) {
-    std::string default_url;
-    {
-      std::lock_guard lock(mu_);
-      default_url = default_external_url_;
-    }
     if (auto errors = notifier->Apply(WithDefaults(next->alerting, default_url)); !errors.empty()) {
       for (const auto& e : errors) spdlog::error("config reload failed, keeping the running config: {}", e);
       std::lock_guard lock(mu_);
@@ -131,6 +153,7 @@ ReloadResult App::Reload() {
       return result;
     }
   }
+  ApplyEngine(*next, std::move(groups), default_url);
   scheduler_.Apply(next->targets);
   {
     std::lock_guard lock(mu_);
@@ -139,9 +162,17 @@ ReloadResult App::Reload() {
     last_reload_errors_.clear();
     last_reload_success_time_ = NowUnix();
   }
-  spdlog::info("config reloaded from {}: {} targets", next->source, next->targets.size());
+  spdlog::info("config reloaded from {}: {} targets, {} rule files", next->source, next->targets.size(),
+               next->rules.files.size());
   result.ok = true;
   return result;
+}
+
+void App::ApplyEngine(const Config& cfg, std::vector<rules::GroupDef> groups,
+                      const std::string& default_url) {
+  auto alerting = WithDefaults(cfg.alerting, default_url);
+  engine_.Apply(cfg.rules, std::move(groups), TargetNames(cfg), alerting.external_url,
+                alerting.resend_delay.count());
 }
 
 NotifierConfig App::WithDefaults(NotifierConfig c, const std::string& default_external_url) {
@@ -209,7 +240,8 @@ std::string App::RenderMetrics() const {
   }
   auto global_families = global.Take();
   auto global_rendered = RenderFamilies(global_families);
-  std::vector<const std::vector<RenderedFamily>*> sources{&global_rendered};
+  auto engine_rendered = engine_.RenderMetrics();
+  std::vector<const std::vector<RenderedFamily>*> sources{&global_rendered, &engine_rendered};
   std::vector<RenderedFamily> notifier_rendered;
   if (auto notifier = Notifier_()) {
     auto families = notifier->Metrics();
@@ -250,7 +282,8 @@ std::string App::RenderLandingPage() const {
       h << "</ul>";
     }
   }
-  h << "<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/-/healthy\">/-/healthy</a> &middot; "
+  h << "<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/rules\">rules and alerts</a> &middot; <a "
+       "href=\"/-/healthy\">/-/healthy</a> &middot; "
        "<a href=\"/-/ready\">/-/ready</a></p><table><tr><th>target</th><th>kind</th><th>state</th>"
        "<th>last collection</th><th>last success</th><th>collectors</th><th>last error</th></tr>";
   for (const auto& t : targets) {

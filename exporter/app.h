@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config.h"
+#include "engine.h"
 #include "runbook/notify.h"
 #include "scheduler.h"
 
@@ -22,12 +23,15 @@ struct ReloadResult {
 
 class App {
  public:
-  // `config_path` empty means the embedded default.
-  App(std::string config_path, Config initial, ConnectionFactory factory = MakeConnection);
+  // `config_path` empty means the embedded default. `groups` are the rule groups loaded from
+  // initial.rules.files (LoadRuleFiles). `listen_address` is where the HTTP server listens
+  // (empty: initial.listen_address); alerts' generatorURL points there by default.
+  App(std::string config_path, Config initial, std::vector<rules::GroupDef> groups = {},
+      std::string listen_address = "", ConnectionFactory factory = MakeConnection);
   ~App();
 
-  // Re-reads the configuration file. On error the running configuration stays in place and
-  // runbook_exporter_config_last_reload_successful becomes 0.
+  // Re-reads the configuration file and its rule files. On error the running configuration
+  // and rules stay in place and runbook_exporter_config_last_reload_successful becomes 0.
   ReloadResult Reload();
 
   std::string RenderMetrics() const;  // Prometheus text format 0.0.4
@@ -40,6 +44,8 @@ class App {
   bool Ready() const { return scheduler_.AllCollectedOnce(); }
   std::shared_ptr<const Config> config() const;
   Scheduler& scheduler() { return scheduler_; }
+  Engine& engine() { return engine_; }
+  const Engine& engine() const { return engine_; }
 
   // Alert delivery. AttachNotifier applies the current `alerting:` section (errors are returned
   // and the notifier keeps running with its previous configuration); later reloads re-apply it.
@@ -59,10 +65,13 @@ class App {
   bool last_reload_ok_ = true;
   double last_reload_success_time_ = 0;
   std::vector<std::string> last_reload_errors_;
-  Scheduler scheduler_;
-  std::shared_ptr<Notifier> notifier_;  // mu_
+  std::string listen_address_;
   std::string default_external_url_;    // mu_
+  std::shared_ptr<Notifier> notifier_;  // mu_
+  Engine engine_;  // before the scheduler: collections feed it until the scheduler has stopped
+  Scheduler scheduler_;
   std::shared_ptr<Notifier> Notifier_() const;
+  void ApplyEngine(const Config& cfg, std::vector<rules::GroupDef> groups, const std::string& default_url);
   static NotifierConfig WithDefaults(NotifierConfig c, const std::string& default_external_url);
 };
 

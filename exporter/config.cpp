@@ -2,8 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <glob.h>
+
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -208,7 +211,45 @@ class Parser {
             "must not exceed global.interval (" + FormatDuration(d.interval) + ")");
   }
 
-  void ParseLabels(const YAML::Node& node, const std::string& path, Labels& out) {
+  void ParseRules(const YAML::Node& node, RulesConfig& rules) {
+    if (!CheckMap(node, "rules", {"files", "evaluation_interval", "external_labels", "state_file"})) return;
+    if (node["evaluation_interval"])
+      if (auto v = Duration(node["evaluation_interval"], "rules.evaluation_interval"))
+        rules.evaluation_interval = *v;
+    if (node["external_labels"])
+      ParseLabels(node["external_labels"], "rules.external_labels", rules.external_labels, false);
+    if (node["state_file"])
+      if (auto v = String(node["state_file"], "rules.state_file")) rules.state_file = ResolvePath(*v);
+    if (!node["files"]) return;
+    const auto& list = node["files"];
+    auto patterns = StringList(list, "rules.files");
+    for (std::size_t i = 0; i < patterns.size(); ++i) {
+      const std::string path = "rules.files[" + std::to_string(i) + "]";
+      const std::string pattern = ResolvePath(patterns[i]);
+      glob_t g{};
+      int rc = glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
+      std::vector<std::string> found(g.gl_pathv, g.gl_pathv + (rc == 0 ? g.gl_pathc : 0));
+      globfree(&g);
+      bool is_glob = pattern.find_first_of("*?[") != std::string::npos;
+      if (found.empty() && !is_glob) {
+        Error(list[i], path, "no such file: " + pattern);
+        continue;
+      }
+      std::sort(found.begin(), found.end());
+      for (auto& f : found)
+        if (std::find(rules.files.begin(), rules.files.end(), f) == rules.files.end())
+          rules.files.push_back(f);
+    }
+  }
+
+  // Relative paths in a config file are relative to the file's folder, as in Prometheus.
+  std::string ResolvePath(const std::string& p) const {
+    if (p.empty() || p[0] == '/' || source_.empty() || source_[0] == '<') return p;
+    auto dir = std::filesystem::path(source_).parent_path();
+    return dir.empty() ? p : (dir / p).string();
+  }
+
+  void ParseLabels(const YAML::Node& node, const std::string& path, Labels& out, bool target_labels = true) {
     if (!node.IsMap()) {
       Error(node, path, "expected a mapping of label names to values");
       return;
@@ -224,7 +265,7 @@ class Parser {
               "invalid label name (expected [a-zA-Z_][a-zA-Z0-9_]*, not starting with __)");
         continue;
       }
-      if (name == "target" || name == "collector" || name == "reason") {
+      if (target_labels && (name == "target" || name == "collector" || name == "reason")) {
         Error(kv.first, path + "." + name, "label name is reserved by the exporter");
         continue;
       }
@@ -462,7 +503,7 @@ class Parser {
       result.errors = errors_;
       return result;
     }
-    if (!CheckMap(root, "", {"global", "web", "targets", "alerting"})) {
+    if (!CheckMap(root, "", {"global", "web", "targets", "rules", "alerting"})) {
       result.errors = errors_;
       return result;
     }
@@ -476,6 +517,7 @@ class Parser {
         }
       }
     }
+    if (root["rules"]) ParseRules(root["rules"], cfg.rules);
     const auto& targets = root["targets"];
     if (!targets) {
       Error(root, "targets", "missing required key");

@@ -45,12 +45,24 @@ struct TargetConfig {
   bool operator==(const TargetConfig&) const;
 };
 
+// The `rules:` section: Prometheus rule files evaluated by the embedded engine.
+struct RulesConfig {
+  std::vector<std::string>
+      files;  // paths, globs expanded, relative ones resolved against the config's folder
+  Millis evaluation_interval{15000};
+  Labels external_labels;  // sorted; added to alerts at send time, as Prometheus' global.external_labels
+  std::string state_file;  // alert state kept across restarts; empty: not persisted
+
+  bool operator==(const RulesConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // file path, or "<embedded default>"
   std::string listen_address = ":9187";
   int workers = 4;
   std::vector<TargetConfig> targets;
   NotifierConfig alerting;  // `alerting:`; disabled when it lists no alertmanager or receiver
+  RulesConfig rules;
 };
 
 struct ConfigResult {

@@ -163,6 +163,54 @@ int HandleNotifyTest(mg_connection* conn, void* data) {
   return 202;
 }
 
+std::string QueryParam(mg_connection* conn, const char* name) {
+  const char* query = mg_get_request_info(conn)->query_string;
+  if (!query) return {};
+  std::string buf(8192, '\0');
+  int n = mg_get_var(query, std::strlen(query), name, buf.data(), buf.size());
+  return n > 0 ? buf.substr(0, static_cast<std::size_t>(n)) : std::string();
+}
+
+bool GetOnly(mg_connection* conn) {
+  if (IsMethod(conn, "GET") || IsMethod(conn, "HEAD")) return true;
+  Send(conn, 405, "text/plain", "use GET\n", "Allow: GET, HEAD\r\n");
+  return false;
+}
+
+int HandleApiRules(mg_connection* conn, void* data) {
+  if (!GetOnly(conn)) return 405;
+  Send(conn, 200, "application/json", static_cast<App*>(data)->engine().RulesJson());
+  return 200;
+}
+
+int HandleApiAlerts(mg_connection* conn, void* data) {
+  if (!GetOnly(conn)) return 405;
+  Send(conn, 200, "application/json", static_cast<App*>(data)->engine().AlertsJson());
+  return 200;
+}
+
+int HandleApiQuery(mg_connection* conn, void* data) {
+  if (!GetOnly(conn)) return 405;
+  int status = 200;
+  auto body = static_cast<App*>(data)->engine().QueryJson(QueryParam(conn, "query"), QueryParam(conn, "time"),
+                                                          &status);
+  Send(conn, status, "application/json", body);
+  return status;
+}
+
+int HandleRulesPage(mg_connection* conn, void* data) {
+  if (!GetOnly(conn)) return 405;
+  Send(conn, 200, "text/html; charset=utf-8", static_cast<App*>(data)->engine().RulesPage());
+  return 200;
+}
+
+int HandleGraphPage(mg_connection* conn, void* data) {
+  if (!GetOnly(conn)) return 405;
+  Send(conn, 200, "text/html; charset=utf-8",
+       static_cast<App*>(data)->engine().GraphPage(QueryParam(conn, "g0.expr")));
+  return 200;
+}
+
 int LogMessage(const mg_connection*, const char* message) {
   spdlog::warn("http: {}", message);
   return 1;
@@ -195,6 +243,11 @@ std::unique_ptr<HttpServer> HttpServer::Start(App& app, const std::string& liste
   mg_set_request_handler(server->ctx_, "/-/ready$", HandleReady, &app);
   mg_set_request_handler(server->ctx_, "/-/reload$", HandleReload, &app);
   mg_set_request_handler(server->ctx_, "/api/v1/notify/test$", HandleNotifyTest, &app);
+  mg_set_request_handler(server->ctx_, "/api/v1/rules$", HandleApiRules, &app);
+  mg_set_request_handler(server->ctx_, "/api/v1/alerts$", HandleApiAlerts, &app);
+  mg_set_request_handler(server->ctx_, "/api/v1/query$", HandleApiQuery, &app);
+  mg_set_request_handler(server->ctx_, "/rules$", HandleRulesPage, &app);
+  mg_set_request_handler(server->ctx_, "/graph$", HandleGraphPage, &app);
   mg_set_request_handler(server->ctx_, "/", HandleRoot, &app);
   mg_server_port ports_out[4];
   int n = mg_get_server_ports(server->ctx_, 4, ports_out);

@@ -23,7 +23,8 @@ on /metrics for Prometheus.
 
   --config FILE               configuration file (YAML). Without it an embedded default is
                               used: PostgreSQL on 127.0.0.1:5432 as user postgres.
-  --check-config              validate the configuration and exit: 0 valid, 2 invalid
+  --check-config              validate the configuration and its rule files and exit: 0 valid,
+                              2 invalid
   --web.listen-address ADDR   host:port to serve on (overrides web.listen_address; default :9187)
   --log.level LEVEL           debug, info, warn, error (default info)
   --log.format FORMAT         text or json (default text)
@@ -118,8 +119,14 @@ int main(int argc, char** argv) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.c_str());
     return 2;
   }
+  std::vector<runbook::rules::GroupDef> groups;
+  if (auto rule_errors = runbook::LoadRuleFiles(loaded.config->rules, groups); !rule_errors.empty()) {
+    for (const auto& e : rule_errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return 2;
+  }
   if (flags.check_config) {
-    std::printf("%s: valid, %zu targets\n", loaded.config->source.c_str(), loaded.config->targets.size());
+    std::printf("%s: valid, %zu targets, %zu rule groups\n", loaded.config->source.c_str(),
+                loaded.config->targets.size(), groups.size());
     return 0;
   }
   if (config_path.empty())
@@ -143,7 +150,7 @@ int main(int argc, char** argv) {
 
   spdlog::info("runbook_exporter {} starting: config {}, {} targets", RUNBOOK_VERSION, loaded.config->source,
                loaded.config->targets.size());
-  runbook::App app(config_path, std::move(*loaded.config));
+  runbook::App app(config_path, std::move(*loaded.config), std::move(groups), listen);
   auto server = runbook::HttpServer::Start(app, listen, error);
   if (!server) {
     spdlog::error("{}", error);

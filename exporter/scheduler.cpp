@@ -103,6 +103,7 @@ void Scheduler::WorkerLoop() {
     queue_.pop_front();
     lock.unlock();
     runtime->Collect();
+    if (on_collected_) on_collected_(*runtime);
     lock.lock();
     auto it = entries_.find(runtime->config().name);
     if (it == entries_.end() || it->second.runtime != runtime) continue;  // removed by a reload

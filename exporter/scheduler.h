@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,11 @@ class Scheduler {
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
+
+  // Called on the worker thread after each collection of a target that is still configured
+  // (e.g. to feed the rule engine's series store). Set before the first Apply().
+  using CollectedFunc = std::function<void(const TargetRuntime&)>;
+  void SetOnCollected(CollectedFunc fn) { on_collected_ = std::move(fn); }
 
   // Replaces the set of targets. A target whose configuration is unchanged keeps its
   // connection, caches and counters; others are created anew and collected at once.
@@ -54,6 +60,7 @@ class Scheduler {
   std::deque<std::shared_ptr<TargetRuntime>> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  CollectedFunc on_collected_;
 };
 
 }  // namespace runbook

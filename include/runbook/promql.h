@@ -122,6 +122,9 @@ struct SelectorUse {
   std::vector<Matcher> matchers;
   TimestampMs lookback_ms = 0;
   bool pinned = false;
+  // Reads more than the newest point in the lookback window: a range, an offset, or inside a
+  // subquery. A plain instant selector (false) needs only each series' newest point.
+  bool history = false;
 };
 std::vector<SelectorUse> Selectors(const Expr& expr);
 

@@ -658,14 +658,15 @@ namespace runbook::promql {
 namespace {
 
 void CollectSelectors(const Expr& e, TimestampMs extra, bool pinned, std::vector<SelectorUse>& out) {
-  auto use = [&](const Expr& vs, TimestampMs window) {
+  auto use = [&](const Expr& vs, TimestampMs window, bool range) {
     bool fixed = pinned || vs.at == AtMode::kTimestamp;
     TimestampMs base = vs.at == AtMode::kTimestamp ? 0 : extra;
-    out.push_back(SelectorUse{vs.matchers, std::max<TimestampMs>(0, base + vs.offset_ms + window), fixed});
+    TimestampMs reach = std::max<TimestampMs>(0, base + vs.offset_ms + window);
+    out.push_back(SelectorUse{vs.matchers, reach, fixed, range || reach > kLookbackDeltaMs});
   };
   switch (e.kind) {
-    case ExprKind::kVectorSelector: use(e, kLookbackDeltaMs); return;
-    case ExprKind::kMatrixSelector: use(*e.operand, e.range_ms); return;
+    case ExprKind::kVectorSelector: use(e, kLookbackDeltaMs, false); return;
+    case ExprKind::kMatrixSelector: use(*e.operand, e.range_ms, true); return;
     case ExprKind::kSubquery: {
       bool fixed = pinned || e.at == AtMode::kTimestamp;
       TimestampMs base = e.at == AtMode::kTimestamp ? 0 : extra;

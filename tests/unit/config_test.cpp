@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 
@@ -190,4 +191,45 @@ TEST_CASE("passwords come from a file without its trailing newline or from the e
   CHECK(missing.message.find("/nonexistent/pw") != std::string::npos);
   CHECK(ReadPassword("", "RUNBOOK_TEST_UNSET_PW", pw).reason == ErrorReason::kAuth);
   std::filesystem::remove(path);
+}
+
+TEST_CASE("the rules section: files and globs relative to the config file, defaults, bad values") {
+  auto dir = std::filesystem::temp_directory_path() / ("rb-rules-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "pack");
+  for (auto f : {"pack/b.rules.yml", "pack/a.rules.yml", "extra.yml"})
+    std::ofstream(dir / f) << "groups: []\n";
+  std::ofstream(dir / "cfg.yml")
+      << "rules:\n  files: [pack/*.rules.yml, extra.yml, pack/a.rules.yml, none/*.yml]\n"
+         "  evaluation_interval: 30s\n  external_labels: {cluster: eu, target: x}\n"
+         "  state_file: state/alerts.json\ntargets: {}\n";
+  auto r = LoadConfigFile((dir / "cfg.yml").string());
+  REQUIRE_MESSAGE(r.config, Errors(r));
+  const auto& rules = r.config->rules;
+  REQUIRE(rules.files.size() == 3);
+  CHECK(rules.files[0] == (dir / "pack/a.rules.yml").string());
+  CHECK(rules.files[1] == (dir / "pack/b.rules.yml").string());
+  CHECK(rules.files[2] == (dir / "extra.yml").string());
+  CHECK(rules.evaluation_interval == Millis(30000));
+  CHECK(rules.external_labels == Labels{{"cluster", "eu"}, {"target", "x"}});
+  CHECK(rules.state_file == (dir / "state/alerts.json").string());
+
+  auto defaults = ParseConfig("targets: {}\n", "x.yml");
+  REQUIRE(defaults.config);
+  CHECK(defaults.config->rules.files.empty());
+  CHECK(defaults.config->rules.evaluation_interval == Millis(15000));
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"rules:\n  files: [/nonexistent/x.yml]\ntargets: {}\n", "b.yml:2:11: rules.files[0]: no such file"},
+      {"rules:\n  evaluation_interval: 0s\ntargets: {}\n",
+       "b.yml:2:24: rules.evaluation_interval: expected a positive"},
+      {"rules:\n  external_labels: {__x: y}\ntargets: {}\n",
+       "b.yml:2:21: rules.external_labels.__x: invalid label"},
+      {"rules:\n  file: []\ntargets: {}\n", "b.yml:2:3: rules.file: unknown key"},
+  };
+  for (const auto& [yaml, expected] : bad) {
+    auto e = ParseConfig(yaml, "b.yml");
+    REQUIRE(!e.errors.empty());
+    CHECK_MESSAGE(e.errors[0].starts_with(expected), e.errors[0]);
+  }
+  std::filesystem::remove_all(dir);
 }

@@ -1,0 +1,188 @@
+#include "runbook/series_store.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+
+using namespace runbook;
+using promql::Matcher;
+
+namespace {
+
+constexpr TimestampMs kMin = 60'000;
+
+Matcher Eq(std::string name, std::string value) {
+  std::string err;
+  return *Matcher::Make(Matcher::Op::kEqual, std::move(name), std::move(value), &err);
+}
+
+StoreSample S(std::string name, std::string target, double v, Labels extra = {}) {
+  Labels l{{"__name__", std::move(name)}, {"target", std::move(target)}};
+  l.insert(l.end(), extra.begin(), extra.end());
+  return {l, v};
+}
+
+// series key (name + target) → points in [mint, maxt]
+std::map<std::string, std::vector<promql::Point>> Read(const SeriesStore& store, std::vector<Matcher> m,
+                                                       TimestampMs mint, TimestampMs maxt) {
+  std::map<std::string, std::vector<promql::Point>> out;
+  store.Select(m, mint, maxt, [&](const Labels& metric, std::span<const promql::Point> pts) {
+    out[std::string(LabelValue(metric, "__name__")) + "/" + std::string(LabelValue(metric, "target"))] =
+        std::vector<promql::Point>(pts.begin(), pts.end());
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("series store: a series missing from its target's next collection gets one staleness marker") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("pg_up", "a", 1), S("pg_x", "a", 5)});
+  store.Ingest("b", 1 * kMin, {S("pg_x", "b", 7)});
+  store.Ingest("a", 2 * kMin, {S("pg_up", "a", 0)});
+  store.Ingest("a", 3 * kMin, {S("pg_up", "a", 0)});
+
+  auto got = Read(store, {Eq("__name__", "pg_x")}, 0, 10 * kMin);
+  REQUIRE(got.size() == 2);
+  REQUIRE(got["pg_x/a"].size() == 2);
+  CHECK(got["pg_x/a"][0].v == 5);
+  CHECK(promql::IsStaleMarker(got["pg_x/a"][1].v));
+  CHECK(got["pg_x/a"][1].t == 2 * kMin);
+  CHECK(got["pg_x/b"].size() == 1);  // another target's collection does not touch it
+  CHECK(got["pg_x/b"][0].v == 7);
+}
+
+TEST_CASE("series store: without retention a series keeps its newest two points only") {
+  SeriesStore store;
+  for (int i = 1; i <= 10; ++i) store.Ingest("a", i * kMin, {S("m", "a", i)});
+  auto got = Read(store, {Eq("__name__", "m")}, 0, 100 * kMin);
+  REQUIRE(got["m/a"].size() == 2);
+  CHECK(got["m/a"][0].v == 9);
+  CHECK(got["m/a"][1].v == 10);
+  CHECK(store.stats().samples == 2);
+}
+
+TEST_CASE("series store: retention keeps history back to keep + lookback for matching series only") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "kept")}, 10 * kMin}});
+  for (int i = 1; i <= 40; ++i) store.Ingest("a", i * kMin, {S("kept", "a", i), S("other", "a", i)});
+  auto kept = Read(store, {Eq("__name__", "kept")}, 0, 100 * kMin)["kept/a"];
+  // now = 40 min: points at or after 40 - 10 - 5 = 25 min survive.
+  REQUIRE(!kept.empty());
+  CHECK(kept.front().t == 25 * kMin);
+  CHECK(kept.back().t == 40 * kMin);
+  CHECK(kept.size() == 16);
+  CHECK(Read(store, {Eq("__name__", "other")}, 0, 100 * kMin)["other/a"].size() == 2);
+}
+
+TEST_CASE("series store: SetRetention applies to series that already exist") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("m", "a", 1)});
+  store.SetRetention({Retention{{Eq("target", "a")}, 30 * kMin}});
+  for (int i = 2; i <= 6; ++i) store.Ingest("a", i * kMin, {S("m", "a", i)});
+  CHECK(Read(store, {Eq("__name__", "m")}, 0, 100 * kMin)["m/a"].size() == 6);
+}
+
+TEST_CASE("series store: stale series are dropped once the marker leaves the lookback window") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("up", "a", 1), S("gone", "a", 1)});
+  store.Ingest("a", 2 * kMin, {S("up", "a", 1)});
+  CHECK(store.stats().series == 2);
+  store.Ingest("a", 7 * kMin, {S("up", "a", 1)});  // marker at 2 min is exactly 5 min old: kept
+  CHECK(store.stats().series == 2);
+  store.Ingest("a", 8 * kMin, {S("up", "a", 1)});
+  CHECK(store.stats().series == 1);
+  CHECK(Read(store, {Eq("__name__", "gone")}, 0, 100 * kMin).empty());
+}
+
+TEST_CASE("series store: a series that comes back after going stale continues") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("m", "a", 1)});
+  store.Ingest("a", 2 * kMin, {});
+  store.Ingest("a", 3 * kMin, {S("m", "a", 3)});
+  auto pts = Read(store, {Eq("__name__", "m")}, 0, 100 * kMin)["m/a"];
+  REQUIRE(pts.size() == 2);
+  CHECK(promql::IsStaleMarker(pts[0].v));
+  CHECK(pts[1].v == 3);
+}
+
+TEST_CASE("series store: removing a source makes its series stale, others stay") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("m", "a", 1)});
+  store.Ingest("b", 1 * kMin, {S("m", "b", 2)});
+  store.RemoveSource("a", 2 * kMin);
+  auto got = Read(store, {Eq("__name__", "m")}, 2 * kMin, 2 * kMin);
+  REQUIRE(got.size() == 1);
+  CHECK(promql::IsStaleMarker(got["m/a"][0].v));
+  store.Ingest("b", 9 * kMin, {S("m", "b", 2)});
+  store.RemoveSource("a", 9 * kMin);
+  CHECK(store.stats().series == 1);
+}
+
+TEST_CASE("series store: select honours every matcher and the time window; time never goes backwards") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("m", "a", 1, {{"db", "x"}}), S("n", "a", 1, {{"db", "x"}})});
+  store.Ingest("a", 2 * kMin, {S("m", "a", 2, {{"db", "x"}}), S("n", "a", 1, {{"db", "x"}})});
+  store.Ingest("a", 2 * kMin - 1, {S("m", "a", 99, {{"db", "x"}}), S("n", "a", 1, {{"db", "x"}})});
+  std::string err;
+  auto re = *Matcher::Make(Matcher::Op::kRegexMatch, "__name__", "m|n", &err);
+  CHECK(Read(store, {re, Eq("db", "x")}, 0, 100 * kMin).size() == 2);
+  CHECK(Read(store, {re, Eq("db", "y")}, 0, 100 * kMin).empty());
+  auto m = Read(store, {Eq("__name__", "m")}, 2 * kMin, 2 * kMin)["m/a"];
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].v == 2);
+  CHECK(Read(store, {Eq("__name__", "m")}, 3 * kMin, 4 * kMin).empty());
+}
+
+TEST_CASE("series store: stats count series, samples and bytes") {
+  SeriesStore store;
+  CHECK(store.stats().series == 0);
+  CHECK(store.stats().bytes == 0);
+  store.Ingest("a", 1 * kMin, {S("m", "a", 1), S("n", "a", 1)});
+  auto st = store.stats();
+  CHECK(st.series == 2);
+  CHECK(st.samples == 2);
+  CHECK(st.bytes > 2 * sizeof(promql::Point));
+}
+
+TEST_CASE("series store: retention derived from expressions covers ranges, offsets and subqueries") {
+  auto need = [](std::string_view q) {
+    auto parsed = promql::Parse(q);
+    REQUIRE_MESSAGE(parsed.expr, parsed.error.ToString());
+    std::map<std::string, TimestampMs> out;
+    for (const auto& r : RetentionFor({parsed.expr.get()})) {
+      std::string name;
+      for (const auto& m : r.matchers)
+        if (m.name() == "__name__") name = m.value();
+      out[name] = std::max(out[name], r.keep_ms);
+    }
+    return out;
+  };
+  CHECK(need("up == 0").empty());
+  CHECK(need("rate(a[5m]) > b") == std::map<std::string, TimestampMs>{{"a", 5 * kMin}});
+  CHECK(need("a offset 10m - a") ==
+        std::map<std::string, TimestampMs>{{"a", 15 * kMin}});  // offset + lookback
+  CHECK(need("max_over_time(a[2m] offset 1m)") == std::map<std::string, TimestampMs>{{"a", 3 * kMin}});
+  // A 30m subquery reading 5m ranges; a plain selector inside a subquery needs history too.
+  CHECK(need("max_over_time(rate(a[5m])[30m:1m])") == std::map<std::string, TimestampMs>{{"a", 35 * kMin}});
+  CHECK(need("max_over_time(a[10m:1m])") == std::map<std::string, TimestampMs>{{"a", 15 * kMin}});
+  CHECK(need("a @ 1000 + rate(b[1m] @ 2000)").empty());
+  CHECK(need("sum by (x) (increase(a{x=\"1\"}[1h]))") ==
+        std::map<std::string, TimestampMs>{{"a", 60 * kMin}});
+}
+
+TEST_CASE("series store: appended rule output is readable at once and compacted once out of reach") {
+  SeriesStore store;
+  store.Append({{"__name__", "job:x:sum"}, {"job", "a"}}, 1 * kMin, 3);
+  store.Append({{"job", "a"}, {"__name__", "job:x:sum"}}, 1 * kMin, 4);  // same series, same time: ignored
+  auto got = Read(store, {Eq("__name__", "job:x:sum")}, 0, 10 * kMin);
+  REQUIRE(got.size() == 1);
+  REQUIRE(got.begin()->second.size() == 1);
+  CHECK(got.begin()->second[0].v == 3);
+  store.Ingest("t", 1 * kMin, {S("up", "t", 1)});
+  store.Compact(6 * kMin);
+  CHECK(store.stats().series == 2);
+  store.Compact(6 * kMin + 1);  // nothing newer than 1 min: invisible to any query from now on
+  CHECK(store.stats().series == 0);
+}
