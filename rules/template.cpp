@@ -801,7 +801,10 @@ class Parser {
                 case '"': t.value += '"'; break;
                 case '\'': t.value += '\''; break;
                 case 'x': {
-                  if (pos_ + 2 > text_.size()) Fail(start, "invalid syntax");
+                  if (pos_ + 2 > text_.size() || !std::isxdigit(static_cast<unsigned char>(text_[pos_])) ||
+                      !std::isxdigit(static_cast<unsigned char>(text_[pos_ + 1]))) {
+                    Fail(start, "invalid syntax");
+                  }
                   t.value += char(std::stoi(std::string(text_.substr(pos_, 2)), nullptr, 16));
                   pos_ += 2;
                   break;

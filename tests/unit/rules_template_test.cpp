@@ -146,6 +146,8 @@ TEST_CASE("template: failures give Prometheus' error text, never a crash") {
   CHECK(Expand("{{ $nope }}").find("undefined variable \"$nope\"") != std::string::npos);
   CHECK(Expand("{{ $labels.job").find("unclosed action") != std::string::npos);
   CHECK(Expand("{{ reReplaceAll \"(\" \"x\" \"y\" }}").find("<error expanding template:") == 0);
+  CHECK(Expand("{{ \"\\x41\\x4g\" }}").find("<error expanding template: error parsing template") == 0);
+  CHECK(Expand("{{ \"\\x41\" }}") == "A");
 }
 
 TEST_CASE("template: load-time check accepts what promtool accepts") {
