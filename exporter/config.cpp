@@ -98,11 +98,6 @@ std::string ValidateListenAddress(std::string_view addr) {
 
 namespace {
 
-// Kinds whose connection and collectors exist; the others are accepted only as empty lists.
-bool KindSupported(TargetKind kind) {
-  return kind == TargetKind::kPostgres || kind == TargetKind::kPgBouncer || kind == TargetKind::kRedis;
-}
-
 const char* kEmbeddedDefault = R"(# Embedded default: local servers on their standard ports.
 targets:
   postgres:
@@ -273,6 +268,62 @@ class Parser {
       "name",          "host",       "port",   "user",       "password_file",
       "password_env",  "db",         "labels", "interval",   "timeout",
       "slow_interval", "collectors", "keys",   "scan_count", "scan_max_keys"};
+  static inline const std::vector<std::string_view> kCertificateKeys = {
+      "name",     "host",     "port",  "server_name", "ca_file",  "cert_file",
+      "key_file", "starttls", "files", "labels",      "interval", "timeout"};
+
+  const std::vector<std::string_view>& KeysOf(TargetKind kind) {
+    switch (kind) {
+      case TargetKind::kRedis: return kRedisKeys;
+      case TargetKind::kCertificates: return kCertificateKeys;
+      default: return kPgKeys;
+    }
+  }
+
+  // A certificates target probes one endpoint (host) or reads files; its collector follows.
+  void ParseCertificates(const YAML::Node& node, const std::string& path, TargetConfig& t) {
+    TlsEndpoint& ep = t.settings.tls_endpoint;
+    auto text = [&](const char* key, std::string& out) {
+      if (node[key])
+        if (auto v = String(node[key], path + "." + key)) out = *v;
+    };
+    text("server_name", ep.server_name);
+    text("ca_file", ep.ca_file);
+    text("cert_file", ep.cert_file);
+    text("key_file", ep.key_file);
+    if (node["starttls"]) {
+      if (auto v = String(node["starttls"], path + ".starttls")) {
+        if (*v == "postgres")
+          ep.starttls = StartTls::kPostgres;
+        else
+          Error(node["starttls"], path + ".starttls", "expected postgres, got \"" + *v + "\"");
+      }
+    }
+    if (node["cert_file"] && !node["key_file"])
+      Error(node["cert_file"], path + ".key_file", "cert_file needs key_file");
+    if (node["key_file"] && !node["cert_file"])
+      Error(node["key_file"], path + ".cert_file", "key_file needs cert_file");
+    if (node["files"]) {
+      const auto& files = node["files"];
+      t.settings.cert_files = StringList(files, path + ".files");
+      if (files.IsSequence() && t.settings.cert_files.empty())
+        Error(files, path + ".files", "expected at least one file or glob pattern");
+    }
+    const bool endpoint = static_cast<bool>(node["host"]);
+    if (endpoint && node["files"]) {
+      Error(node["files"], path + ".files", "give either host (an endpoint) or files, not both");
+    } else if (!endpoint && !node["files"]) {
+      Error(node, path, "missing required key \"host\" (an endpoint) or \"files\"");
+    } else if (!endpoint) {
+      for (const char* key : {"port", "server_name", "ca_file", "cert_file", "key_file", "starttls"})
+        if (node[key]) Error(node[key], path + "." + key, "only for an endpoint (with host)");
+    }
+    if (endpoint) {
+      if (!node["port"]) ep.port = ep.starttls == StartTls::kPostgres ? 5432 : 443;
+      if (ep.server_name.empty()) ep.server_name = ep.host;
+    }
+    t.collectors = {endpoint ? "endpoint" : "files"};
+  }
 
   void ParseKeyChecks(const YAML::Node& node, const std::string& path, TargetSettings& s) {
     if (!node.IsSequence()) {
@@ -309,7 +360,8 @@ class Parser {
     t.timeout = d.timeout;
     t.slow_interval = d.slow_interval;
     const bool redis = kind == TargetKind::kRedis;
-    if (!CheckMap(node, path, redis ? kRedisKeys : kPgKeys)) return;
+    const bool certificates = kind == TargetKind::kCertificates;
+    if (!CheckMap(node, path, KeysOf(kind))) return;
     if (kind == TargetKind::kPgBouncer) {
       // PgBouncer's admin console: the virtual database "pgbouncer", simple queries only.
       t.pg.port = 6432;
@@ -328,8 +380,8 @@ class Parser {
         if (other.name == *v) Error(node["name"], path + ".name", "duplicate target name \"" + *v + "\"");
       t.name = *v;
     }
-    std::string& host = redis ? t.redis.host : t.pg.host;
-    int& port = redis ? t.redis.port : t.pg.port;
+    std::string& host = redis ? t.redis.host : certificates ? t.settings.tls_endpoint.host : t.pg.host;
+    int& port = redis ? t.redis.port : certificates ? t.settings.tls_endpoint.port : t.pg.port;
     std::string& user = redis ? t.redis.user : t.pg.user;
     std::string& password_file = redis ? t.redis.password_file : t.pg.password_file;
     std::string& password_env = redis ? t.redis.password_env : t.pg.password_env;
@@ -339,7 +391,7 @@ class Parser {
       if (auto v = Integer(node["port"], path + ".port", 1, 65535)) port = static_cast<int>(*v);
     if (node["user"]) {
       if (auto v = String(node["user"], path + ".user")) user = *v;
-    } else if (!redis) {
+    } else if (!redis && !certificates) {
       Error(node, path, "missing required key \"user\"");
     }
     if (node["password_file"])
@@ -380,8 +432,11 @@ class Parser {
     if (t.timeout > t.interval)
       Error(node["timeout"] ? node["timeout"] : node, path + ".timeout",
             "must not exceed the interval (" + FormatDuration(t.interval) + ")");
-    ParseCollectors(node["collectors"] ? node["collectors"] : YAML::Node(YAML::NodeType::Map),
-                    path + ".collectors", t);
+    if (certificates)
+      ParseCertificates(node, path, t);
+    else
+      ParseCollectors(node["collectors"] ? node["collectors"] : YAML::Node(YAML::NodeType::Map),
+                      path + ".collectors", t);
     t.pg.statement_timeout = t.timeout;
     t.pg.lock_timeout = std::min(t.timeout, Millis(1000));
     t.settings.redis_db = t.redis.db;
@@ -436,8 +491,6 @@ class Parser {
         if (!list) continue;
         if (!list.IsSequence()) {
           Error(list, path, "expected a list of targets");
-        } else if (list.size() > 0 && !KindSupported(kind)) {
-          Error(list, path, "this kind of target is not supported by this version yet");
         } else {
           for (std::size_t i = 0; i < list.size(); ++i)
             ParseTarget(kind, list[i], path + "[" + std::to_string(i) + "]", d, cfg);

@@ -7,6 +7,7 @@
 
 #include "libpq_session.h"
 #include "redis_session.h"
+#include "tls_dialer.h"
 
 namespace runbook {
 
@@ -95,8 +96,9 @@ std::unique_ptr<TargetConnection> MakeConnection(const TargetConfig& cfg) {
     case TargetKind::kPostgres:
     case TargetKind::kPgBouncer: return std::make_unique<PgConnection>(cfg.pg);
     case TargetKind::kRedis: return MakeRedisConnection(cfg);
-    default: return nullptr;
+    case TargetKind::kCertificates: return MakeCertificateConnection(cfg);
   }
+  return nullptr;
 }
 
 std::vector<RenderedFamily> RenderFamilies(std::vector<prometheus::MetricFamily>& families) {

@@ -10,7 +10,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer redis-server openssl
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
   prometheus-postgres-exporter prometheus-redis-exporter prometheus-pgbouncer-exporter
-  curl procps util-linux iproute2
+  curl procps util-linux iproute2 python3 python3-yaml
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throwaway stack of real servers on 127.0.0.1 for runbook_exporter tests, benchmarks and the demo:
-# PostgreSQL 15 primary + streaming replica, PgBouncer, Redis and an openssl s_server with a valid
-# and an expired certificate. Everything lives in one directory; ports are picked at run time.
+# PostgreSQL 15 primary + streaming replica, PgBouncer, Redis and openssl s_servers with valid,
+# expired, self-signed and short-chain certificates. Everything lives in one directory; ports are picked at run time.
 #
 # Usage: see `usage` below or run `scripts/stack.sh help`.
 set -euo pipefail
@@ -116,6 +116,21 @@ TLS_CERT_DAYS=$CERT_DAYS
 TLS_CERT_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/server.pem")
 TLS_EXPIRED_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/expired.pem")
 TLS_SERVER_PID=$TLS_SERVER_PID
+TLS_SOON_PORT=$TLS_SOON_PORT
+TLS_SOON_SERVER_NAME=$TLS_SOON_SERVER_NAME
+TLS_SOON_CERT_FILE=$TLS_DIR/soon.pem
+TLS_SOON_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/soon.pem")
+TLS_SOON_SERVER_PID=$TLS_SOON_SERVER_PID
+TLS_SELF_SERVER_NAME=$TLS_SELF_SERVER_NAME
+TLS_SELF_CERT_FILE=$TLS_DIR/self.pem
+TLS_SELF_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/self.pem")
+TLS_CHAIN_PORT=$TLS_CHAIN_PORT
+TLS_CHAIN_SERVER_NAME=$TLS_CHAIN_SERVER_NAME
+TLS_CHAIN_LEAF_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/chain-leaf.pem")
+TLS_INTERMEDIATE_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/intermediate.pem")
+TLS_CA_NOT_AFTER=$(tls_not_after_epoch "$TLS_DIR/ca.pem")
+TLS_BUNDLE_FILE=$TLS_DIR/bundle.pem
+TLS_DIR=$TLS_DIR
 WATCHDOG_PID=$WATCHDOG_PID
 EOF
   mv -f "$tmp" "$ENV_FILE"
@@ -211,6 +226,7 @@ cmd_up() {
   init_run_user
   t0=$(now_ms)
   PG_PRIMARY_PID="" PG_REPLICA_PID="" PGBOUNCER_PID="" REDIS_PID="" TLS_SERVER_PID="" WATCHDOG_PID=""
+  TLS_SOON_SERVER_PID="" TLS_CHAIN_SERVER_PID=""
 
   exec 8>&2 # original stderr, for up_on_exit
   up_prepare_dir
@@ -237,11 +253,13 @@ cmd_up() {
   start_with_port_retry pgbouncer "$BOUNCER_LOG" launch_pgbouncer
   start_with_port_retry redis "$REDIS_LOG" launch_redis
   start_with_port_retry tls "$TLS_LOG" launch_tls_server
+  start_with_port_retry tls_soon "$TLS_LOG" launch_tls_soon_server
+  start_with_port_retry tls_chain "$TLS_LOG" launch_tls_chain_server
 
   write_stack_env
   UP_OK=1
   trap - EXIT INT TERM
-  msg "up in $(($(now_ms) - t0)) ms: primary :$PG_PRIMARY_PORT, replica :$PG_REPLICA_PORT, pgbouncer :$PGBOUNCER_PORT, redis :$REDIS_PORT, tls :$TLS_PORT"
+  msg "up in $(($(now_ms) - t0)) ms: primary :$PG_PRIMARY_PORT, replica :$PG_REPLICA_PORT, pgbouncer :$PGBOUNCER_PORT, redis :$REDIS_PORT, tls :$TLS_PORT :$TLS_SOON_PORT :$TLS_CHAIN_PORT"
   printf '%s\n' "$ENV_FILE"
 }
 
@@ -429,7 +447,12 @@ targets:
       keys:                       # the runbooks' queue depths
         - {db: 0, key: "axiomdb:commands"}
         - {db: 0, key: "action_jobs"}
-  certificates: []
+  certificates:
+    - {name: tls, host: $TLS_HOST, port: $TLS_PORT, server_name: $TLS_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: tls-expired, host: $TLS_HOST, port: $TLS_PORT, server_name: $TLS_EXPIRED_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: tls-chain, host: $TLS_HOST, port: $TLS_CHAIN_PORT, server_name: $TLS_CHAIN_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: primary-tls, host: $PG_HOST, port: $PG_PRIMARY_PORT, starttls: postgres, server_name: $TLS_SERVER_NAME, ca_file: $TLS_CA_FILE}
+    - {name: tls-files, files: ["$TLS_BUNDLE_FILE", "$TLS_SELF_CERT_FILE"]}
 EOF
   mv -f "$tmp" "$out"
   msg "wrote $out"

@@ -21,7 +21,7 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 
 if [ "${RUNBOOK_SKIP_SANITIZERS:-0}" != 1 ]; then
   build build-asan -DRUNBOOK_SANITIZE=address,undefined
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -L "unit|integration|conformance"
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -L "unit|integration|conformance|fuzz"
   build build-tsan -DRUNBOOK_SANITIZE=thread
-  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L "unit|integration|conformance"
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L "unit|integration|conformance|fuzz"
 fi

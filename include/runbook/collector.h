@@ -17,6 +17,7 @@
 #include "runbook/pg_session.h"
 #include "runbook/redis_session.h"
 #include "runbook/status.h"
+#include "runbook/tls_dialer.h"
 
 namespace runbook {
 
@@ -36,9 +37,11 @@ struct RedisKeyCheck {
 // Per-target settings that collectors read; fields of other kinds stay at their defaults.
 struct TargetSettings {
   std::vector<RedisKeyCheck> redis_keys;
-  int redis_scan_count = 100;      // COUNT hint of each SCAN call
-  int redis_scan_max_keys = 1000;  // keys examined per pattern per collection
-  int redis_db = 0;                // the database the session has SELECTed
+  int redis_scan_count = 100;           // COUNT hint of each SCAN call
+  int redis_scan_max_keys = 1000;       // keys examined per pattern per collection
+  int redis_db = 0;                     // the database the session has SELECTed
+  TlsEndpoint tls_endpoint;             // certificates: the endpoint probed (none when host is empty)
+  std::vector<std::string> cert_files;  // certificates: PEM files or glob patterns
 
   bool operator==(const TargetSettings&) const = default;
 };
@@ -50,6 +53,7 @@ struct ScrapeContext {
   PgSession* pg = nullptr;                             // set for postgres and pgbouncer targets
   RedisSession* redis = nullptr;                       // set for redis targets
   const TargetSettings* settings = &kDefaultSettings;  // never null
+  TlsDialer* tls = nullptr;                            // set for certificates targets
   static const TargetSettings kDefaultSettings;
 
   bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }

@@ -119,6 +119,9 @@ struct EvalOptions {
   // Step of subqueries written without one (`x[5m:]`): Prometheus uses the global evaluation
   // interval (the rule group's interval for rules; 1m in promtool's tests).
   TimestampMs default_step_ms = 60 * 1000;
+  // Upper bound on the samples one query may load (selected points plus subquery steps), like
+  // Prometheus' --query.max-samples; beyond it evaluation fails with Prometheus' error text.
+  long long max_samples = 50'000'000;
 };
 
 // Instant query at t (milliseconds). Scalars and vectors get t as their timestamp.

@@ -124,8 +124,19 @@ Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
 
 }  // namespace
 
-Evaluator::Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, TimestampMs default_step)
-    : storage_(storage), start_(start), end_(end), default_step_(default_step) {}
+Evaluator::Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, const EvalOptions& options)
+    : storage_(storage),
+      start_(start),
+      end_(end),
+      default_step_(options.default_step_ms > 0 ? options.default_step_ms : 60000),
+      max_samples_(options.max_samples) {}
+
+void Evaluator::Count(size_t samples) {
+  samples_ += static_cast<long long>(samples);
+  if (samples_ > max_samples_) {
+    throw EvalError{"query processing would load too many samples into memory in query execution"};
+  }
+}
 
 TimestampMs Evaluator::RefTime(const Expr& carrier, TimestampMs ts) const {
   switch (carrier.at) {
@@ -137,7 +148,7 @@ TimestampMs Evaluator::RefTime(const Expr& carrier, TimestampMs ts) const {
   return ts - carrier.offset_ms;
 }
 
-Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) const {
+Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
   TimestampMs ref = RefTime(vs, ts);
   Vector out;
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
@@ -146,10 +157,11 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) const {
                     if (IsStaleMarker(last.v)) return;
                     out.push_back(Sample{metric, last.t, last.v});
                   });
+  Count(out.size());
   return out;
 }
 
-Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) const {
+Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) {
   const Expr& vs = *ms.operand;
   TimestampMs ref = RefTime(vs, ts);
   window->start = ref - ms.range_ms;
@@ -165,6 +177,7 @@ Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) c
                     }
                     if (!s.points.empty()) out.push_back(std::move(s));
                   });
+  for (const auto& s : out) Count(s.points.size());
   return out;
 }
 
@@ -178,7 +191,8 @@ Matrix Evaluator::EvalSubquery(const Expr& sq, TimestampMs ts, Window* window) {
   window->end = ref;
   window->range = sq.range_ms;
   std::map<Labels, Series> series;
-  for (TimestampMs t = first; t <= ref; t += step) {
+  for (TimestampMs t = first; t <= ref; t = ref - t < step ? ref + 1 : t + step) {
+    Count(1);
     Value v = Eval(*sq.operand, t);
     for (auto& s : v.vector) {
       auto& ser = series[s.metric];
@@ -299,6 +313,8 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     }
     default: break;
   }
+  // Nothing can match, so no duplicate on either side is an error either.
+  if (l.vector.empty() || r.vector.empty()) return out;
   bool swap = m.card == VectorMatching::Card::kOneToMany;
   Vector& many = swap ? r.vector : l.vector;
   Vector& one = swap ? l.vector : r.vector;
@@ -308,8 +324,8 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     auto [it, inserted] = one_side.emplace(sig, &s);
     if (!inserted) {
       throw EvalError{"found duplicate series for the match group " + Format(s.metric, m) + " on the " +
-                      (swap ? "left" : "right") + " hand-side of the operation: [" +
-                      FormatLabels(it->second->metric) + ", " + FormatLabels(s.metric) +
+                      (swap ? "left" : "right") + " hand-side of the operation: [" + FormatLabels(s.metric) +
+                      ", " + FormatLabels(it->second->metric) +
                       "];many-to-many matching not allowed: matching labels must be unique on one side"};
     }
   }
@@ -357,7 +373,17 @@ std::string FormatLabels(const Labels& labels) {
   std::string out = "{";
   for (size_t i = 0; i < labels.size(); ++i) {
     if (i) out += ", ";
-    out += labels[i].first + "=\"" + labels[i].second + "\"";
+    out += labels[i].first + "=";
+    out += '"';
+    for (char c : labels[i].second) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    out += '"';
   }
   return out + "}";
 }
@@ -540,7 +566,9 @@ double Quantile(double q, std::vector<double> values) {
   if (values.empty() || std::isnan(q)) return NAN;
   if (q < 0) return -INFINITY;
   if (q > 1) return INFINITY;
-  std::sort(values.begin(), values.end());
+  // NaN sorts first, as with Prometheus' sort of samples by value.
+  std::sort(values.begin(), values.end(),
+            [](double a, double b) { return std::isnan(a) ? !std::isnan(b) : a < b; });
   double n = static_cast<double>(values.size());
   double rank = q * (n - 1);
   double lower = std::max(0.0, std::floor(rank));
@@ -566,7 +594,7 @@ EvalResult Run(const std::function<Value()>& fn) {
 EvalResult EvalInstant(const Expr& expr, const Queryable& storage, TimestampMs t,
                        const EvalOptions& options) {
   return Run([&] {
-    Evaluator ev(storage, t, t, options.default_step_ms);
+    Evaluator ev(storage, t, t, options);
     Value v = ev.Eval(expr, t);
     for (auto& s : v.vector) s.t = t;
     return v;
@@ -587,9 +615,14 @@ EvalResult EvalRange(const Expr& expr, const Queryable& storage, TimestampMs sta
           "\" for range query, must be Scalar or instant Vector"};
     }
     if (step <= 0) throw EvalError{"zero or negative query resolution step widths are not accepted"};
-    Evaluator ev(storage, start, end, options.default_step_ms);
+    Evaluator ev(storage, start, end, options);
+    if ((end - start) / step > 11000) {
+      throw EvalError{
+          "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution "
+          "(?step=XX)"};
+    }
     std::map<Labels, Series> series;
-    for (TimestampMs t = start; t <= end; t += step) {
+    for (TimestampMs t = start; t <= end; t = end - t < step ? end + 1 : t + step) {
       Value v = ev.Eval(expr, t);
       if (v.type == ValueType::kScalar) {
         auto& s = series[Labels{}];

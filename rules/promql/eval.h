@@ -20,7 +20,7 @@ class Evaluator {
  public:
   // start/end are the query's (what @ start() and @ end() refer to); default_step_ms is the
   // step of subqueries that give none.
-  Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, TimestampMs default_step_ms);
+  Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, const EvalOptions& options);
 
   // Throws EvalError. Samples of vector selectors keep their own timestamps; everything else
   // carries ts.
@@ -33,19 +33,22 @@ class Evaluator {
     TimestampMs range = 0;
   };
   TimestampMs RefTime(const Expr& carrier, TimestampMs ts) const;
-  Vector SelectVector(const Expr& vs, TimestampMs ts) const;
-  Matrix SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) const;
+  Vector SelectVector(const Expr& vs, TimestampMs ts);
+  Matrix SelectMatrix(const Expr& ms, TimestampMs ts, Window* window);
   Matrix EvalSubquery(const Expr& sq, TimestampMs ts, Window* window);
   Matrix EvalRangeArg(const Expr& arg, TimestampMs ts, Window* window);
   Value EvalBinary(const Expr& e, TimestampMs ts);
   Value EvalCall(const Expr& e, TimestampMs ts);
   Value EvalAggregate(const Expr& e, TimestampMs ts);
   static std::string Format(const Labels& metric, const VectorMatching& m);
+  void Count(size_t samples);
 
   const Queryable& storage_;
   TimestampMs start_;
   TimestampMs end_;
   TimestampMs default_step_;
+  long long max_samples_;
+  long long samples_ = 0;
 };
 
 }  // namespace runbook::promql

@@ -80,9 +80,11 @@ std::optional<double> ExtrapolatedRate(const FunctionCall& c, bool counter, bool
   double interval = sampled;
   interval += to_start < threshold ? to_start : avg_step / 2;
   interval += to_end < threshold ? to_end : avg_step / 2;
-  result = result * (interval / sampled);
-  if (rate) result /= static_cast<double>(c.range_ms) / 1000;
-  return result;
+  // One factor, divided by the range first, as Prometheus 2.42 rounds: rate(x[5m]) over an
+  // increase of 4500 is 15.000000000000002 there, not 15.
+  double factor = interval / sampled;
+  if (rate) factor /= static_cast<double>(c.range_ms) / 1000;
+  return result * factor;
 }
 
 std::optional<double> Rate(const FunctionCall& c) {
@@ -657,9 +659,12 @@ Vector DateFn(FunctionCall& c) {
   for (auto& s : out) {
     s.metric = DropMetricName(std::move(s.metric));
     if (std::isnan(s.v) || std::isinf(s.v)) continue;
-    std::time_t t = static_cast<std::time_t>(s.v);
     std::tm tm{};
-    gmtime_r(&t, &tm);
+    std::time_t t = static_cast<std::time_t>(std::fabs(s.v) < 1e17 ? s.v : 0);
+    if (std::fabs(s.v) >= 1e17 || !gmtime_r(&t, &tm)) {
+      s.v = NAN;
+      continue;
+    }
     s.v = F(tm);
   }
   return out;

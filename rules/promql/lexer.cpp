@@ -150,7 +150,9 @@ class Lexer {
     int start = static_cast<int>(pos_);
     if (AtEnd()) {
       if (brace_open_) return Error(start, "unexpected end of input inside braces");
-      if (bracket_open_) return Error(start, "unclosed left bracket");
+      if (bracket_open_) {
+        return Error(start, duration_first_ ? "missing unit character in duration" : "unclosed left bracket");
+      }
       if (paren_depth_ > 0) return Error(start, "unclosed left parenthesis");
       return Make(Tok::kEOF, start, "");
     }
@@ -165,7 +167,8 @@ class Lexer {
         return Make(Tok::kLeftParen, start, "(");
       case ')':
         ++pos_;
-        if (--paren_depth_ < 0) return Error(start, "unexpected right parenthesis ')'");
+        // Prometheus reports this one after the parenthesis.
+        if (--paren_depth_ < 0) return Error(start + 1, "unexpected right parenthesis ')'");
         return Make(Tok::kRightParen, start, ")");
       case '{':
         ++pos_;
@@ -176,6 +179,7 @@ class Lexer {
         ++pos_;
         bracket_open_ = true;
         colon_seen_ = false;
+        duration_first_ = true;
         return Make(Tok::kLeftBracket, start, "[");
       case ']': return Error(start, "unexpected right bracket ']'");
       case '@': ++pos_; return Make(Tok::kAt, start, "@");
@@ -277,6 +281,10 @@ class Lexer {
   }
 
   Token InsideBrackets(int start, char c) {
+    if (duration_first_) {
+      duration_first_ = false;
+      if (!IsDigit(c)) return Error(start, "missing unit character in duration");
+    }
     switch (c) {
       case ']':
         ++pos_;
@@ -425,6 +433,7 @@ class Lexer {
   bool brace_open_ = false;
   bool bracket_open_ = false;
   bool colon_seen_ = false;
+  bool duration_first_ = false;  // just after '['
 };
 
 }  // namespace
@@ -442,8 +451,8 @@ std::string Describe(const Token& t) {
     case Tok::kNumber: return "number " + Quote(t.text);
     case Tok::kDuration: return "duration " + Quote(t.text);
     case Tok::kString: return "string " + Quote(t.text);
-    case Tok::kLeftParen: return "left parenthesis '('";
-    case Tok::kRightParen: return "right parenthesis ')'";
+    case Tok::kLeftParen:
+    case Tok::kRightParen:
     case Tok::kLeftBrace:
     case Tok::kRightBrace:
     case Tok::kLeftBracket:
@@ -506,6 +515,7 @@ bool ParseDurationMs(std::string_view s, long long* ms) {
     bool found = false;
     for (; next_unit < std::size(kUnits); ++next_unit) {
       if (kUnits[next_unit].unit == unit) {
+        if (n > 9'223'372'036'854LL / kUnits[next_unit].ms) return false;
         total += n * kUnits[next_unit].ms;
         ++next_unit;
         found = true;
@@ -513,6 +523,8 @@ bool ParseDurationMs(std::string_view s, long long* ms) {
       }
     }
     if (!found) return false;
+    // time.Duration's range (about 292 years), which also keeps timestamp arithmetic in range.
+    if (total > 9'223'372'036'854LL) return false;
   }
   *ms = total;
   return true;
@@ -536,6 +548,9 @@ std::string FormatDurationMs(long long ms) {
                 {"s", 1000},
                 {"ms", 1}};
   for (const auto& u : kUnits) {
+    // Years and weeks only when exact: 90d reads better than 12w6d.
+    bool exact_only = u.unit[0] == 'y' || u.unit[0] == 'w';
+    if (exact_only && ms % u.ms != 0) continue;
     if (ms >= u.ms) {
       out += std::to_string(ms / u.ms) + u.unit;
       ms %= u.ms;

@@ -4,6 +4,7 @@
 #include <re2/re2.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -57,6 +58,28 @@ std::string Error::ToString() const {
   return std::to_string(line) + ":" + std::to_string(column) + ": parse error: " + message;
 }
 
+// Go's regexp error text (RE2 and Go share the parser, not the wording).
+static std::string RegexErrorText(const RE2& re) {
+  std::string code;
+  switch (re.error_code()) {
+    case RE2::ErrorMissingParen: code = "missing closing )"; break;
+    case RE2::ErrorMissingBracket: code = "missing closing ]"; break;
+    case RE2::ErrorUnexpectedParen: code = "unexpected )"; break;
+    case RE2::ErrorRepeatOp: code = "invalid nested repetition operator"; break;
+    case RE2::ErrorRepeatArgument: code = "missing argument to repetition operator"; break;
+    case RE2::ErrorRepeatSize: code = "invalid repeat count"; break;
+    case RE2::ErrorBadEscape: code = "invalid escape sequence"; break;
+    case RE2::ErrorBadCharRange: code = "invalid character class range"; break;
+    case RE2::ErrorBadCharClass: code = "invalid character class"; break;
+    case RE2::ErrorTrailingBackslash: code = "trailing backslash at end of expression"; break;
+    case RE2::ErrorBadPerlOp: code = "invalid or unsupported Perl syntax"; break;
+    case RE2::ErrorBadNamedCapture: code = "invalid named capture"; break;
+    case RE2::ErrorBadUTF8: code = "invalid UTF-8"; break;
+    default: return re.error();
+  }
+  return code + ": `" + re.error_arg() + "`";
+}
+
 std::optional<Matcher> Matcher::Make(Op op, std::string name, std::string value, std::string* error) {
   Matcher m;
   m.op_ = op;
@@ -67,7 +90,7 @@ std::optional<Matcher> Matcher::Make(Op op, std::string name, std::string value,
     options.set_log_errors(false);
     auto re = std::make_shared<RE2>("^(?:" + m.value_ + ")$", options);
     if (!re->ok()) {
-      if (error) *error = "error parsing regexp: " + re->error();
+      if (error) *error = "error parsing regexp: " + RegexErrorText(*re);
       return std::nullopt;
     }
     m.regex_ = std::move(re);
@@ -274,6 +297,7 @@ class Parser {
   [[noreturn]] void Unexpected(std::string_view context, std::string_view expected = "") {
     const Token& t = Peek();
     if (t.type == Tok::kError) Fail(t.pos, t.text);
+    if (context.empty() && !contexts_.empty()) context = contexts_.back();
     std::string msg = "unexpected " + Describe(t);
     if (!context.empty()) msg += " in " + std::string(context);
     if (!expected.empty()) msg += ", expected " + std::string(expected);
@@ -345,6 +369,7 @@ class Parser {
     if (t.type != Tok::kDuration) Unexpected(context, expected);
     long long ms = 0;
     if (!ParseDurationMs(t.text, &ms)) Fail(t.pos, "not a valid duration string: " + GoQuote(t.text));
+    if (ms == 0) Fail(t.pos, "duration must be greater than 0");
     Next();
     return ms;
   }
@@ -405,7 +430,7 @@ class Parser {
         const Token& v = Peek();
         if (v.type == Tok::kStart || v.type == Tok::kEnd) {
           Next();
-          if (Peek().type != Tok::kLeftParen) Unexpected("@", "\"(\"");
+          if (Peek().type != Tok::kLeftParen) Unexpected("@", "timestamp");
           Next();
           if (Peek().type != Tok::kRightParen) Unexpected("@", "\")\"");
           e->end = Next().end;
@@ -461,8 +486,10 @@ class Parser {
       }
       case Tok::kLeftParen: {
         Next();
+        contexts_.push_back("");
         ExprPtr inner = ParseExpr(1);
-        if (Peek().type != Tok::kRightParen) Unexpected("", "\")\"");
+        if (Peek().type != Tok::kRightParen) Unexpected("");
+        contexts_.pop_back();
         auto e = NewNode(ExprKind::kParen, t.pos, Next().end);
         e->operand = inner;
         return e;
@@ -495,21 +522,31 @@ class Parser {
     Next();  // (
     auto e = NewNode(ExprKind::kCall, name.pos, 0);
     e->func = def;
-    if (Peek().type != Tok::kRightParen) {
-      for (;;) {
-        e->args.push_back(ParseExpr(1));
-        if (Peek().type == Tok::kComma) {
-          Next();
-          if (Peek().type == Tok::kRightParen) break;
-          continue;
-        }
-        if (Peek().type != Tok::kRightParen) Unexpected("function call", "\",\" or \")\"");
-        break;
-      }
-    }
+    e->args = ParseArgs("");
     e->end = Next().end;
     e->type = def->return_type;
     return e;
+  }
+
+  // Comma-separated arguments up to (not including) the closing parenthesis.
+  std::vector<ExprPtr> ParseArgs(std::string_view context) {
+    contexts_.push_back(context);
+    std::vector<ExprPtr> args;
+    if (Peek().type != Tok::kRightParen) {
+      for (;;) {
+        args.push_back(ParseExpr(1));
+        if (Peek().type == Tok::kComma) {
+          int comma = Next().pos;
+          if (Peek().type == Tok::kRightParen)
+            Fail(comma, "trailing commas not allowed in function call args");
+          continue;
+        }
+        if (Peek().type != Tok::kRightParen) Unexpected("");
+        break;
+      }
+    }
+    contexts_.pop_back();
+    return args;
   }
 
   std::vector<std::string> ParseLabelList(std::string_view context) {
@@ -545,19 +582,7 @@ class Parser {
     if (Peek().type == Tok::kBy || Peek().type == Tok::kWithout) grouping();
     if (Peek().type != Tok::kLeftParen) Unexpected("aggregation", "\"(\"");
     Next();
-    std::vector<ExprPtr> args;
-    if (Peek().type != Tok::kRightParen) {
-      for (;;) {
-        args.push_back(ParseExpr(1));
-        if (Peek().type == Tok::kComma) {
-          Next();
-          if (Peek().type == Tok::kRightParen) break;
-          continue;
-        }
-        if (Peek().type != Tok::kRightParen) Unexpected("aggregation", "\",\" or \")\"");
-        break;
-      }
-    }
+    std::vector<ExprPtr> args = ParseArgs("aggregation");
     e->end = Next().end;
     if (!e->has_grouping && (Peek().type == Tok::kBy || Peek().type == Tok::kWithout)) {
       grouping();
@@ -765,6 +790,9 @@ class Parser {
   std::vector<Token> toks_;
   size_t i_ = 0;
   std::set<const Expr*> offset_set_;
+  // What yacc would name in "unexpected X in ...": the innermost aggregation's argument list
+  // ("aggregation"), or nothing inside function calls and parentheses.
+  std::vector<std::string_view> contexts_;
 };
 
 Error MakeError(std::string_view text, int pos, std::string message) {
@@ -784,9 +812,21 @@ Error MakeError(std::string_view text, int pos, std::string message) {
 
 void FormatTo(const Expr& e, std::string& out);
 
+// Go's fmt %v of a float64 (how Prometheus prints number literals): shortest digits, exponent
+// form below 1e-4 and from 1e6 on (strconv.FormatFloat(v, 'g', -1, 64)).
 std::string FormatNumber(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  size_t e = sci.find('e');
+  int exponent = std::atoi(sci.c_str() + e + 1);
+  if (v != 0 && (exponent < -4 || exponent >= 6)) {
+    std::string digits = std::to_string(exponent < 0 ? -exponent : exponent);
+    if (digits.size() < 2) digits = "0" + digits;
+    return sci.substr(0, e) + "e" + (exponent < 0 ? "-" : "+") + digits;
+  }
   return FormatFloatShortest(v);
 }
 
@@ -819,7 +859,7 @@ void FormatSelector(const Expr& e, std::string& out) {
     if (!e.text.empty() && m.name() == "__name__" && m.op() == Matcher::Op::kEqual && m.value() == e.text)
       continue;
     static constexpr std::string_view kOps[] = {"=", "!=", "=~", "!~"};
-    if (!inner.empty()) inner += ", ";
+    if (!inner.empty()) inner += ",";
     inner += m.name() + std::string(kOps[static_cast<int>(m.op())]) + GoQuote(m.value());
   }
   if (!inner.empty() || e.text.empty()) out += "{" + inner + "}";

@@ -12,7 +12,7 @@ teardown_identity_ok() { # NAME PID
     primary | replica) [[ $comm == postgres ]] ;;
     pgbouncer) [[ $comm == pgbouncer ]] ;;
     redis) [[ $comm == redis-server ]] ;;
-    tls) [[ $comm == openssl ]] ;;
+    tls | tls_soon | tls_chain) [[ $comm == openssl ]] ;;
     watchdog) [[ $(proc_cmdline "$pid") == *" __watch $STACK_DIR "* ]] ;;
     *) return 1 ;;
   esac

@@ -3,7 +3,12 @@
 // `eval_fail instant`, `eval_ordered instant`; every eval is also checked in range mode and
 // with @ modifiers added to its selectors.
 //
-// Usage: promql_conformance EXPECTED_FAILURES FILE.test...
+// Usage: promql_conformance [--instant-only] EXPECTED_FAILURES FILE.test...
+//        promql_conformance --parse-errors FILE
+// --parse-errors checks that each expression of FILE (lines in pairs: expression, then the error
+// promtool printed for it) fails to parse with exactly that text.
+// --instant-only skips the range-mode and @ re-checks (for expectations captured from
+// `promtool test rules`, which evaluates instant queries only).
 // Prints PASS/FAIL per case and a summary line per file. Exits non-zero when a case fails that
 // EXPECTED_FAILURES does not list, or when a listed case passes.
 
@@ -145,12 +150,14 @@ struct Case {
   Expected expected;
 };
 
+bool g_instant_only = false;
+
 // Runs one eval command; returns "" on success or why it failed.
 std::string RunCase(const Case& c, const pq::MemoryStorage& storage) {
   auto parsed = pq::Parse(c.expr);
   if (!parsed.expr) return "parse error: " + parsed.error.ToString();
   std::vector<std::pair<std::string, TimestampMs>> queries = {{c.expr, c.at}};
-  bool unsafe = false;
+  bool unsafe = g_instant_only;
   auto with_at = WithAt(*parsed.expr, c.at, false, &unsafe);
   if (!unsafe) {
     std::string text = pq::Format(*with_at);
@@ -169,6 +176,7 @@ std::string RunCase(const Case& c, const pq::MemoryStorage& storage) {
     if (c.fail) return "expected an error evaluating " + text + " but got none";
     std::string diff = Compare(res.value, c.expected, c.ordered);
     if (!diff.empty()) return text + " at " + std::to_string(t) + ": " + diff;
+    if (g_instant_only) continue;
 
     auto range = pq::EvalRange(*p.expr, storage, t - 60000, t + 60000, 60000);
     if (range.error) return "error evaluating " + text + " in range mode: " + range.error->ToString();
@@ -307,9 +315,36 @@ FileResult RunFile(const std::string& path, const std::string& name,
 
 }  // namespace
 
+int CheckParseErrors(const char* path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "cannot read " << path << "\n";
+    return 2;
+  }
+  int passed = 0, failed = 0;
+  for (std::string expr, want; std::getline(in, expr) && std::getline(in, want);) {
+    auto r = pq::Parse(expr);
+    std::string got = r.expr ? "(parsed)" : r.error.ToString();
+    if (got == want) {
+      ++passed;
+      continue;
+    }
+    ++failed;
+    std::cout << "FAIL  " << expr << "\n      promtool: " << want << "\n      ours:     " << got << "\n";
+  }
+  std::cout << "== parse errors: " << passed << " passed, " << failed << " failed\n";
+  return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--parse-errors") return CheckParseErrors(argv[2]);
+  if (argc > 1 && std::string(argv[1]) == "--instant-only") {
+    g_instant_only = true;
+    --argc;
+    ++argv;
+  }
   if (argc < 3) {
-    std::cerr << "usage: promql_conformance EXPECTED_FAILURES FILE.test...\n";
+    std::cerr << "usage: promql_conformance [--instant-only] EXPECTED_FAILURES FILE.test...\n";
     return 2;
   }
   // Expected failures: `file.test:LINE reason`, # comments.
