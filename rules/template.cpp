@@ -311,8 +311,15 @@ std::string GoPrintf(std::string_view format, const std::vector<Value>& args) {
     auto number = [&](int& n) {
       std::size_t start = i;
       n = 0;
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
+        // Go's parsenum: a crazy long number swallows the rest of the format.
+        if (n > 1000000) {
+          i = format.size();
+          n = -1;
+          return;
+        }
         n = n * 10 + (format[i++] - '0');
+      }
       if (i == start) n = -1;
     };
     number(width);
@@ -342,9 +349,11 @@ std::string GoPrintf(std::string_view format, const std::vector<Value>& args) {
       if (width >= 0) f += std::to_string(width);
       if (prec >= 0) f += "." + std::to_string(prec);
       f += conv;
-      char buf[512];
-      std::snprintf(buf, sizeof buf, f.c_str(), value);
-      return std::string(buf);
+      int n = std::snprintf(nullptr, 0, f.c_str(), value);
+      std::string buf(n > 0 ? n + 1 : 1, '\0');
+      std::snprintf(buf.data(), buf.size(), f.c_str(), value);
+      buf.resize(n > 0 ? n : 0);
+      return buf;
     };
     auto float_verb = [&](double v, char fverb) -> std::string {
       if (!std::isfinite(v)) {
@@ -792,7 +801,10 @@ class Parser {
                 case '"': t.value += '"'; break;
                 case '\'': t.value += '\''; break;
                 case 'x': {
-                  if (pos_ + 2 > text_.size()) Fail(start, "invalid syntax");
+                  if (pos_ + 2 > text_.size() || !std::isxdigit(static_cast<unsigned char>(text_[pos_])) ||
+                      !std::isxdigit(static_cast<unsigned char>(text_[pos_ + 1]))) {
+                    Fail(start, "invalid syntax");
+                  }
                   t.value += char(std::stoi(std::string(text_.substr(pos_, 2)), nullptr, 16));
                   pos_ += 2;
                   break;

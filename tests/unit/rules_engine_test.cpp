@@ -125,7 +125,7 @@ TEST_CASE("rules: pending becomes firing at the first evaluation with ts - activ
   CHECK(LabelValue(g.AlertSeries()[0].metric, "monitor").empty());  // not in ALERTS
 }
 
-TEST_CASE("rules: a pending alert that disappears is dropped silently; for: 0 fires at once") {
+TEST_CASE("rules: a pending alert that disappears is dropped silently, and for: 0 fires at once") {
   Fixture f;
   RuleGroup g(Group({Alerting("Slow", "lab_gauge > 10", 30 * kSec), Alerting("Now", "lab_gauge > 10", 0)}),
               &f.opts);

@@ -95,6 +95,9 @@ TEST_CASE("template: functions as promtool renders them") {
                "{{ print 1 2 \"a\" \"b\" 3.5 }} {{ println \"x\" }}") ==
         "0 x true true true true 1 2ab3.5 x\n");
   CHECK(Expand("{{ printf \"%d\" $value }}") == "%!d(float64=1.234567e+06)");
+  CHECK(Expand("{{ printf \"%77777777777777c|%d\" 7 8 }}") == "%!(NOVERB)%!(EXTRA int=7, int=8)");
+  CHECK(Expand("{{ printf \"%.30f|%8.3e|%-8g|%+d|% d\" 0.1 12345.678 0.5 5 7 }}") ==
+        "0.100000000000000005551115123126|1.235e+04|0.5     |+5| 7");
   CHECK(Expand("{{ printf \"%s %v\" $labels.job }}") == "j1 %!v(MISSING)");
   // From SEMANTICS.md §3.2 (LabCertExpiringSoon).
   CHECK(Expand(
@@ -143,6 +146,8 @@ TEST_CASE("template: failures give Prometheus' error text, never a crash") {
   CHECK(Expand("{{ $nope }}").find("undefined variable \"$nope\"") != std::string::npos);
   CHECK(Expand("{{ $labels.job").find("unclosed action") != std::string::npos);
   CHECK(Expand("{{ reReplaceAll \"(\" \"x\" \"y\" }}").find("<error expanding template:") == 0);
+  CHECK(Expand("{{ \"\\x41\\x4g\" }}").find("<error expanding template: error parsing template") == 0);
+  CHECK(Expand("{{ \"\\x41\" }}") == "A");
 }
 
 TEST_CASE("template: load-time check accepts what promtool accepts") {
