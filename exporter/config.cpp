@@ -11,6 +11,8 @@
 #include <map>
 #include <sstream>
 
+#include "runbook/promql.h"
+
 namespace runbook {
 
 bool TargetConfig::operator==(const TargetConfig& o) const {
@@ -25,35 +27,9 @@ bool TargetConfig::operator==(const TargetConfig& o) const {
 }
 
 std::optional<Millis> ParseDuration(std::string_view s) {
-  struct Unit {
-    std::string_view name;
-    long long ms;
-  };
-  // Largest first; each unit may appear once, in this order ("1h30m", not "30m1h").
-  static constexpr Unit kUnits[] = {{"y", 31536000000LL}, {"w", 604800000}, {"d", 86400000}, {"h", 3600000},
-                                    {"m", 60000},         {"s", 1000},      {"ms", 1}};
-  if (s.empty()) return std::nullopt;
-  long long total = 0;
-  std::size_t i = 0, next_unit = 0;
-  while (i < s.size()) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
-    long long n = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-      n = n * 10 + (s[i++] - '0');
-      if (n > 1'000'000'000LL) return std::nullopt;
-    }
-    auto rest = s.substr(i);
-    std::size_t u = next_unit;
-    // "ms" must win over "m".
-    while (u < std::size(kUnits) &&
-           !(rest.starts_with(kUnits[u].name) && !(kUnits[u].name == "m" && rest.starts_with("ms"))))
-      ++u;
-    if (u == std::size(kUnits)) return std::nullopt;
-    i += kUnits[u].name.size();
-    total += n * kUnits[u].ms;
-    next_unit = u + 1;
-  }
-  return Millis(total);
+  auto ms = promql::ParseDuration(s);
+  if (!ms) return std::nullopt;
+  return Millis(*ms);
 }
 
 std::string FormatDuration(Millis d) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <set>
 
+#include "go_text.h"
 #include "runbook/rules.h"
 #include "template.h"
 
@@ -33,22 +34,6 @@ void SetLabel(Labels& l, const std::string& name, const std::string& value) {
   l.insert(std::upper_bound(l.begin(), l.end(), name,
                             [](const std::string& n, const auto& p) { return n < p.first; }),
            {name, value});
-}
-
-std::string QueryEscape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += char(c);
-    } else if (c == ' ') {
-      out += '+';
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
 }
 
 struct RuleState {

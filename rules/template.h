@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "go_text.h"
 #include "runbook/labels.h"
 
 namespace runbook::rules {
@@ -60,7 +61,5 @@ std::optional<std::string> CheckAlertTemplate(std::string_view rule_name, std::s
 std::string FormatGoFloat(double v);
 // Go's strconv.FormatFloat(v, 'E', -1, 64), as promtool prints sample values: 1E+00.
 std::string FormatGoFloatE(double v);
-// Go's strconv.Quote for the ASCII/UTF-8 strings labels hold.
-std::string GoQuote(std::string_view s);
 
 }  // namespace runbook::rules

@@ -33,7 +33,7 @@ std::string AlertFingerprint(const Labels& labels) {
 
 std::string LabelMatcher::String() const {
   static const char* kOps[] = {"=", "!=", "=~", "!~"};
-  return name + kOps[static_cast<int>(op)] + notify::GoQuote(value);
+  return name + kOps[static_cast<int>(op)] + GoQuote(value);
 }
 
 std::optional<LabelMatcher> ParseLabelMatcher(std::string_view text, std::string& error) {
@@ -149,28 +149,6 @@ std::string FormatTimeMillis(TimestampMs t) {
 }
 std::string FormatTimeNano(TimestampMs t) {
   return FormatTime(t, true);
-}
-
-std::string GoQuote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
 }
 
 std::string LabelSetString(const Labels& labels) {

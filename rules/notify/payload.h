@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "go_text.h"
 #include "runbook/notify.h"
 
 namespace runbook::notify {
@@ -19,8 +20,6 @@ std::string FormatTimeMillis(TimestampMs t);
 std::string FormatTimeNano(TimestampMs t);
 inline constexpr const char* kZeroTime = "0001-01-01T00:00:00Z";
 
-// Go's strconv.Quote for the ASCII/UTF-8 text label values carry.
-std::string GoQuote(std::string_view s);
 // model.LabelSet.String(): {a="b", c="d"} with sorted names.
 std::string LabelSetString(const Labels& labels);
 // regexp.QuoteMeta.

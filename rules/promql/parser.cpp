@@ -11,6 +11,7 @@
 #include <limits>
 #include <set>
 
+#include "go_text.h"
 #include "promql/ast.h"
 #include "promql/functions.h"
 #include "promql/lexer.h"
@@ -115,28 +116,6 @@ bool Matcher::Matches(std::string_view value) const {
 }
 
 namespace {
-
-std::string GoQuote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 struct Failure {
   int pos;
