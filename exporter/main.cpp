@@ -158,12 +158,12 @@ int main(int argc, char** argv) {
   }
   spdlog::info("listening on {} (port {})", listen, server->port());
   {
-    char host[256] = "localhost";
-    gethostname(host, sizeof host - 1);
     runbook::NotifierOptions opts;
     opts.user_agent = "runbook_exporter/" RUNBOOK_VERSION;
-    auto errors = app.AttachNotifier(runbook::MakeNotifier(std::move(opts)),
-                                     "http://" + std::string(host) + ":" + std::to_string(server->port()));
+    // The same default URL the rule engine uses: a different one would restart the engine (and
+    // lose its alert state) at the first reload.
+    auto errors =
+        app.AttachNotifier(runbook::MakeNotifier(std::move(opts)), runbook::DefaultExternalUrl(listen));
     // Without a usable outbox nothing could be delivered durably: refuse to run half-configured.
     if (!errors.empty()) {
       for (const auto& e : errors) spdlog::error("alerting: {}", e);

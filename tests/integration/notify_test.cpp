@@ -1,5 +1,5 @@
-// Alert delivery end to end: the exporter binary (driven through POST /api/v1/notify/test until
-// the rule engine feeds it), a test receiver in this process that can fail, delay, throttle and
+// Alert delivery end to end: the exporter binary (driven through POST /api/v1/notify/test, and by
+// its rule engine over the stack), a test receiver in this process that can fail, delay, throttle and
 // records idempotency keys, and Debian's prometheus-alertmanager on loopback (also as a
 // two-node cluster), run as an unprivileged user on ports chosen at run time.
 #include <civetweb.h>
@@ -421,4 +421,45 @@ TEST_CASE("HA: two exporters feeding a two-node Alertmanager cluster deliver one
   CHECK(resolved == 1);
   REQUIRE(hits.size() >= 2);
   CHECK(json::parse(hits.back().body)["status"] == "resolved");
+}
+
+TEST_CASE(
+    "an alert of the embedded rule engine on the stack reaches a webhook receiver, firing then resolved") {
+  TestReceiver rx;
+  auto dir = TempDir("rules");
+  std::ofstream(dir / "stack.rules.yml")
+      << "groups:\n  - name: stack\n    interval: 1s\n    rules:\n"
+         "      - alert: PrimaryUp\n        expr: pg_up{target=\"primary\"} == 1\n"
+         "        labels: {severity: info}\n"
+         "        annotations: {summary: '{{ $labels.target }} is up'}\n";
+  auto config = [&](bool with_target) {
+    return "global: {interval: 1s, timeout: 800ms}\nrules:\n  files: [" + (dir / "stack.rules.yml").string() +
+           "]\n  external_labels: {site: lab}\nalerting:\n  outbox: {dir: " + (dir / "outbox").string() +
+           "}\n  receivers:\n" + Receiver(rx) +
+           "  route: {receiver: hook, group_by: [alertname], group_wait: 1s, group_interval: "
+           "1s}\ntargets:\n" +
+           (with_target ? "  postgres:\n" + PgTarget("primary", Stack::Get().Port("PG_PRIMARY_PORT"))
+                        : std::string("  postgres: []\n"));
+  };
+  Exporter exp(config(true));
+  auto has = [](const std::vector<TestReceiver::Hit>& hits, const std::string& status) {
+    for (const auto& h : hits)
+      if (json::parse(h.body)["status"] == status) return true;
+    return false;
+  };
+  auto hits = rx.WaitFor([&](const auto& h) { return has(h, "firing"); }, 20s);
+  REQUIRE_MESSAGE(has(hits, "firing"), exp.Log());
+  auto body = json::parse(hits.back().body);
+  const auto& alert = body["alerts"][0];
+  CHECK(alert["labels"]["alertname"] == "PrimaryUp");
+  CHECK(alert["labels"]["target"] == "primary");
+  CHECK(alert["labels"]["site"] == "lab");  // external labels are added at send time
+  CHECK(alert["annotations"]["summary"] == "primary is up");
+  CHECK(alert["generatorURL"].get<std::string>().find("/graph?g0.expr=") != std::string::npos);
+
+  exp.WriteConfig(config(false));
+  REQUIRE(Http("POST", exp.url("/-/reload")).status == 200);
+  hits = rx.WaitFor([&](const auto& h) { return has(h, "resolved"); }, 20s);
+  REQUIRE_MESSAGE(has(hits, "resolved"), exp.Log());
+  fs::remove_all(dir);
 }
