@@ -201,6 +201,22 @@ std::string PgTarget(const std::string& name, int port, const std::string& extra
          "\n      sslmode: disable\n" + extra;
 }
 
+int Spawn(std::vector<std::string> args, const std::filesystem::path& log) {
+  int pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "w");
+    dup2(fileno(f), 1);
+    dup2(fileno(f), 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 Exporter::Exporter(const std::string& config_yaml, std::vector<std::string> extra_args) {
   static int counter = 0;
   auto dir =
@@ -214,18 +230,7 @@ Exporter::Exporter(const std::string& config_yaml, std::vector<std::string> extr
   std::vector<std::string> args{ExporterBinary(), "--config", config_.string(), "--web.listen-address",
                                 listen};
   for (auto& a : extra_args) args.push_back(a);
-  pid_ = fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    FILE* f = std::fopen(log_.c_str(), "w");
-    dup2(fileno(f), 1);
-    dup2(fileno(f), 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  pid_ = Spawn(args, log_);
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
     if (Http("GET", url("/-/healthy")).status == 200) return;

@@ -78,6 +78,8 @@ class Exporter {
 
 // Path of the exporter binary in this build tree.
 std::string ExporterBinary();
+// Starts args[0] (a path) with `args` as a child process, stdout and stderr to `log`; returns its pid.
+int Spawn(std::vector<std::string> args, const std::filesystem::path& log);
 // Runs a command, returns {exit code, combined output}.
 std::pair<int, std::string> Run(const std::string& command);
 int FreePort();

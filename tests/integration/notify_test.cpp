@@ -166,18 +166,7 @@ class Alertmanager {
     } else {
       args.push_back("--cluster.listen-address=");
     }
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      FILE* f = std::fopen((dir_ / "am.log").c_str(), "w");
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid_ = Spawn(args, dir_ / "am.log");
     auto deadline = std::chrono::steady_clock::now() + 15s;
     while (std::chrono::steady_clock::now() < deadline) {
       if (Http("GET", url("/-/ready")).status == 200) return;
