@@ -1,7 +1,10 @@
 #include "config.h"
 
+#include "runbook/rules.h"
+
 #include <yaml-cpp/yaml.h>
 
+#include <fnmatch.h>
 #include <glob.h>
 
 #include <algorithm>
@@ -77,7 +80,8 @@ std::string ValidateListenAddress(std::string_view addr) {
 
 namespace {
 
-const char* kEmbeddedDefault = R"(# Embedded default: local servers on their standard ports.
+const char* kEmbeddedDefault =
+    R"(# Embedded default: local servers on their standard ports, the shipped rule pack.
 targets:
   postgres:
     - name: local
@@ -88,6 +92,8 @@ targets:
   pgbouncer: []
   redis: []
   certificates: []
+rules:
+  files: ["embedded:*.rules.yml"]
 )";
 
 class Parser {
@@ -201,6 +207,15 @@ class Parser {
     auto patterns = StringList(list, "rules.files");
     for (std::size_t i = 0; i < patterns.size(); ++i) {
       const std::string path = "rules.files[" + std::to_string(i) + "]";
+      if (patterns[i].starts_with(rules::kEmbeddedRulePrefix)) {
+        auto found = EmbeddedRuleFiles(patterns[i]);
+        if (found.empty())
+          Error(list[i], path, "no embedded rule file matches " + patterns[i] + EmbeddedNames());
+        for (auto& f : found)
+          if (std::find(rules.files.begin(), rules.files.end(), f) == rules.files.end())
+            rules.files.push_back(f);
+        continue;
+      }
       const std::string pattern = ResolvePath(patterns[i]);
       glob_t g{};
       int rc = glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
@@ -216,6 +231,22 @@ class Parser {
         if (std::find(rules.files.begin(), rules.files.end(), f) == rules.files.end())
           rules.files.push_back(f);
     }
+  }
+
+  // "embedded:GLOB": the names of the shipped rule pack's files GLOB matches, with the prefix.
+  static std::vector<std::string> EmbeddedRuleFiles(const std::string& pattern) {
+    const std::string glob(pattern.substr(rules::kEmbeddedRulePrefix.size()));
+    std::vector<std::string> out;
+    for (const auto& f : rules::EmbeddedRuleFiles())
+      if (fnmatch(glob.c_str(), std::string(f.name).c_str(), 0) == 0)
+        out.push_back(std::string(rules::kEmbeddedRulePrefix) + std::string(f.name));
+    return out;
+  }
+  static std::string EmbeddedNames() {
+    std::string names;
+    for (const auto& f : rules::EmbeddedRuleFiles())
+      names += (names.empty() ? "" : ", ") + std::string(f.name);
+    return " (embedded: " + names + ")";
   }
 
   // Relative paths in a config file are relative to the file's folder, as in Prometheus.

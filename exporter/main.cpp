@@ -131,7 +131,9 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty())
     spdlog::warn(
-        "no --config given: running the embedded default (PostgreSQL on 127.0.0.1:5432 as postgres)");
+        "no --config given: running the embedded default (PostgreSQL on 127.0.0.1:5432 as postgres, the "
+        "shipped rule pack: {} rule groups)",
+        groups.size());
   std::string listen = flags.values.count("--web.listen-address") ? flags.values["--web.listen-address"]
                                                                   : loaded.config->listen_address;
   if (auto err = runbook::ValidateListenAddress(listen); !err.empty()) {

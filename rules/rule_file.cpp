@@ -331,6 +331,14 @@ LoadResult ParseRuleFile(std::string_view content, const std::string& file) {
 }
 
 LoadResult LoadRuleFile(const std::string& path) {
+  if (path.starts_with(kEmbeddedRulePrefix)) {
+    const auto name = std::string_view(path).substr(kEmbeddedRulePrefix.size());
+    for (const auto& f : EmbeddedRuleFiles())
+      if (f.name == name) return ParseRuleFile(f.content, path);
+    LoadResult r;
+    r.errors.push_back(path + ": no embedded rule file named \"" + std::string(name) + "\"");
+    return r;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     LoadResult r;

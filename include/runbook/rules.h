@@ -62,8 +62,19 @@ struct LoadResult {
 
 // Parses and validates one rule file's content; `file` names it in messages and GroupDef::file.
 LoadResult ParseRuleFile(std::string_view content, const std::string& file);
-// Reads and parses `path`.
+// Reads and parses `path`. A path "embedded:NAME" is the shipped rule pack's file NAME (see
+// EmbeddedRuleFiles), parsed from the binary; an unknown NAME is an error naming it.
 LoadResult LoadRuleFile(const std::string& path);
+
+// The shipped rule pack, rules/runbook/*.rules.yml, compiled into the binary (the build globs the
+// folder), sorted by name. Immutable; safe from any thread.
+struct EmbeddedRuleFile {
+  std::string_view name;  // file name, e.g. "postgres.rules.yml"
+  std::string_view content;
+};
+const std::vector<EmbeddedRuleFile>& EmbeddedRuleFiles();
+// Prefix of rule-file paths that name an embedded file: "embedded:postgres.rules.yml".
+inline constexpr std::string_view kEmbeddedRulePrefix = "embedded:";
 // promtool's lint: rules with the same name and labels across the groups of one file, formatted
 // as promtool prints them (empty when none).
 std::string DuplicateRulesLint(const std::vector<GroupDef>& groups);

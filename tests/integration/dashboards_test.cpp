@@ -29,18 +29,6 @@ namespace {
 
 // "dashboard file|panel title|refId" of the queries that return nothing on the stack, and why.
 const std::map<std::string, std::string> kNoDataOnTheStack = {
-    {"runbook-certificates.json|Time left per certificate|A",
-     "the stack's exporter config has no certificates target yet (certificate collector, issue 4)"},
-    {"runbook-certificates.json|Time left per certificate|B",
-     "no certificate files are configured (issue 4)"},
-    {"runbook-certificates.json|Time left, shortest per target|A", "no certificates target (issue 4)"},
-    {"runbook-certificates.json|Time left, verified chains|A", "no certificates target (issue 4)"},
-    {"runbook-certificates.json|Target up|A", "no certificates target (issue 4)"},
-    {"runbook-certificates.json|TLS handshake|A", "no certificates target (issue 4)"},
-    {"runbook-certificates.json|Chain verifies|A", "no certificates target (issue 4)"},
-    {"runbook-certificates.json|TLS version|A", "no certificates target (issue 4)"},
-    {"runbook-overview.json|Certificate targets|A", "no certificates target (issue 4)"},
-    {"runbook-overview.json|Certificate time left|A", "no certificates target (issue 4)"},
     {"runbook-postgres.json|Transactions per second|B",
      "the baseline is the hour ending 15 minutes ago: the test's Prometheus is younger than 15 minutes"},
 };
@@ -127,7 +115,8 @@ TEST_CASE("dashboards: every panel query returns data on the stack") {
   auto dir = fs::temp_directory_path() / ("rbx-dash-" + std::to_string(getpid()));
   fs::create_directories(dir);
 
-  // The stack's own exporter config, collected fast, plus a target that is down and one whose
+  // The stack's own exporter config (its TLS endpoints, STARTTLS and certificate files included),
+  // collected fast, plus a target that is down and one whose
   // role lacks pg_monitor (its wal and archiver collectors fail): the exporter panels show both.
   auto config_file = dir / "exporter.yml";
   REQUIRE(s.Control("write-config", config_file.string() + " --interval 2s --timeout 1500ms") == 0);

@@ -45,6 +45,8 @@ TEST_CASE("check-config accepts a valid file and rejects each kind of bad one wi
       {"global:\n  interval: soon\ntargets: {}\n", ":2:13: global.interval: expected a positive duration"},
       {"web:\n  listen_address: nowhere\ntargets: {}\n", ":2:19: web.listen_address: expected \"host:port\""},
       {"targets:\n  postgres: {}\n", ":2:13: targets.postgres: expected a list of targets"},
+      {"rules:\n  files: [embedded:nope.yml]\ntargets: {}\n",
+       ":2:11: rules.files[0]: no embedded rule file matches embedded:nope.yml"},
   };
   for (const auto& c : cases) {
     auto bad = WriteTemp("bad.yml", c.yaml);
@@ -61,7 +63,8 @@ TEST_CASE("check-config accepts a valid file and rejects each kind of bad one wi
   CHECK(fout.find("unknown flag --bogus") != std::string::npos);
   auto [drc, dout] = Run(ExporterBinary() + " --check-config");
   CHECK(drc == 0);
-  CHECK(dout.find("<embedded default>: valid") != std::string::npos);
+  CHECK_MESSAGE(dout.find("<embedded default>: valid") != std::string::npos, dout);
+  CHECK_MESSAGE(dout.find(", 0 rule groups") == std::string::npos, dout);  // the shipped rule pack
   auto [vrc, vout] = Run(ExporterBinary() + " --version");
   CHECK(vrc == 0);
   CHECK(vout.starts_with("runbook_exporter "));
