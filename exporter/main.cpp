@@ -153,17 +153,11 @@ int main(int argc, char** argv) {
   spdlog::info("runbook_exporter {} starting: config {}, {} targets", RUNBOOK_VERSION, loaded.config->source,
                loaded.config->targets.size());
   runbook::App app(config_path, std::move(*loaded.config), std::move(groups), listen);
-  auto server = runbook::HttpServer::Start(app, listen, error);
-  if (!server) {
-    spdlog::error("{}", error);
-    return 1;
-  }
-  spdlog::info("listening on {} (port {})", listen, server->port());
   {
     runbook::NotifierOptions opts;
     opts.user_agent = "runbook_exporter/" RUNBOOK_VERSION;
-    // The same default URL the rule engine uses: a different one would restart the engine (and
-    // lose its alert state) at the first reload.
+    // Before the HTTP server starts, so /api/v1/notify/test and the first alerts find it. The
+    // same default URL as the rule engine's: another would restart the engine at the first reload.
     auto errors =
         app.AttachNotifier(runbook::MakeNotifier(std::move(opts)), runbook::DefaultExternalUrl(listen));
     // Without a usable outbox nothing could be delivered durably: refuse to run half-configured.
@@ -172,6 +166,12 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  auto server = runbook::HttpServer::Start(app, listen, error);
+  if (!server) {
+    spdlog::error("{}", error);
+    return 1;
+  }
+  spdlog::info("listening on {} (port {})", listen, server->port());
 
   for (;;) {
     int sig = 0;
