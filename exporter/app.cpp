@@ -1,4 +1,5 @@
 #include "app.h"
+#include "build_info.h"
 
 #include <spdlog/spdlog.h>
 #include <zlib.h>
@@ -229,7 +230,7 @@ std::string App::RenderMetrics() const {
   static const MetricDesc kTargets{
       "runbook_exporter_targets", MetricKind::kGauge, "Configured targets, by kind.", {"kind"}};
   MetricSink global;
-  global.Add(kBuildInfo, {RUNBOOK_VERSION, RUNBOOK_REVISION, "gcc " __VERSION__}, 1);
+  global.Add(kBuildInfo, {RUNBOOK_VERSION, BuildRevision(), "gcc " __VERSION__}, 1);
   {
     std::lock_guard lock(mu_);
     global.Add(kReloadOk, {}, last_reload_ok_ ? 1 : 0);
@@ -270,9 +271,8 @@ std::string App::RenderLandingPage() const {
        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
        ".up{color:#070}.down{color:#b00}code{font-size:90%}</style></head><body>"
-       "<h1>runbook_exporter</h1><p>Version " RUNBOOK_VERSION " (" RUNBOOK_REVISION
-       ") &middot; config: <code>"
-    << HtmlEscape(cfg->source) << "</code>";
+       "<h1>runbook_exporter</h1><p>Version " RUNBOOK_VERSION " ("
+    << BuildRevision() << ") &middot; config: <code>" << HtmlEscape(cfg->source) << "</code>";
   {
     std::lock_guard lock(mu_);
     if (!last_reload_ok_) {

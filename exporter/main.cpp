@@ -9,6 +9,7 @@
 #include <string>
 
 #include "app.h"
+#include "build_info.h"
 #include "cli.h"
 #include "http_server.h"
 #include "logging.h"
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (flags.version) {
-    std::printf("runbook_exporter %s (revision %s)\n", RUNBOOK_VERSION, RUNBOOK_REVISION);
+    std::printf("runbook_exporter %s (revision %s)\n", RUNBOOK_VERSION, runbook::BuildRevision());
     return 0;
   }
   auto get = [&](const char* k, const char* def) {

@@ -68,6 +68,9 @@ TEST_CASE("check-config accepts a valid file and rejects each kind of bad one wi
   auto [vrc, vout] = Run(ExporterBinary() + " --version");
   CHECK(vrc == 0);
   CHECK(vout.starts_with("runbook_exporter "));
+  // The revision is read at build time, so a commit shows up without re-running CMake.
+  auto [grc, head] = Run("git -C " RUNBOOK_SOURCE_DIR " rev-parse --short=7 HEAD");
+  if (grc == 0) CHECK_MESSAGE(vout.find("(revision " + head.substr(0, 7)) != std::string::npos, vout);
 }
 
 TEST_CASE("reload applies a good config and keeps the running one on a bad config") {
