@@ -48,41 +48,6 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
-// A child process (Debian's prometheus), stopped with SIGTERM when this object dies.
-class Child {
- public:
-  Child(std::vector<std::string> args, const fs::path& log) {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      FILE* f = std::fopen(log.c_str(), "w");
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  bool Alive() const { return waitpid(pid_, nullptr, WNOHANG) == 0; }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
- private:
-  int pid_ = -1;
-};
-
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -201,10 +201,10 @@ std::string PgTarget(const std::string& name, int port, const std::string& extra
          "\n      sslmode: disable\n" + extra;
 }
 
-int Spawn(std::vector<std::string> args, const std::filesystem::path& log) {
-  int pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
+Child::Child(std::vector<std::string> args, const std::filesystem::path& log) {
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
     FILE* f = std::fopen(log.c_str(), "w");
     dup2(fileno(f), 1);
     dup2(fileno(f), 2);
@@ -214,7 +214,46 @@ int Spawn(std::vector<std::string> args, const std::filesystem::path& log) {
     execv(argv[0], argv.data());
     _exit(127);
   }
-  return pid;
+}
+
+Child& Child::operator=(Child&& other) noexcept {
+  if (this != &other) {
+    Stop();
+    pid_ = std::exchange(other.pid_, -1);
+  }
+  return *this;
+}
+
+Child::Exit Child::Stop(std::chrono::milliseconds grace) {
+  Exit exit;
+  if (pid_ <= 0) return exit;
+  kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (!(exit.graceful = waitpid(pid_, &exit.status, WNOHANG) == pid_) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  if (!exit.graceful) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &exit.status, 0);
+  }
+  pid_ = -1;
+  return exit;
+}
+
+void Child::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+bool Child::Alive(int* status) {
+  if (pid_ <= 0) return false;
+  int st = 0;
+  if (waitpid(pid_, &st, WNOHANG) != pid_) return true;
+  pid_ = -1;
+  if (status) *status = st;
+  return false;
 }
 
 Exporter::Exporter(const std::string& config_yaml, std::vector<std::string> extra_args) {
@@ -230,52 +269,30 @@ Exporter::Exporter(const std::string& config_yaml, std::vector<std::string> extr
   std::vector<std::string> args{ExporterBinary(), "--config", config_.string(), "--web.listen-address",
                                 listen};
   for (auto& a : extra_args) args.push_back(a);
-  pid_ = Spawn(args, log_);
+  process_ = Child(args, log_);
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
     if (Http("GET", url("/-/healthy")).status == 200) return;
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      FAIL("exporter exited at start: " << Log());
-    }
+    if (!process_.Alive()) FAIL("exporter exited at start: " << Log());
     std::this_thread::sleep_for(50ms);
   }
   FAIL("exporter did not answer /-/healthy within 10 s: " << Log());
 }
 
 Exporter::~Exporter() {
-  if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    bool exited = false;
-    for (int i = 0; i < 100 && !exited; ++i) {
-      exited = waitpid(pid_, &status, WNOHANG) == pid_;
-      if (!exited) std::this_thread::sleep_for(100ms);
-    }
-    if (!exited) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+  if (process_.pid() > 0) {
+    auto exit = process_.Stop();
     // Sanitizer builds report into the exporter's own log and exit non-zero.
     auto log = Log();
-    CHECK_MESSAGE(exited, "exporter did not stop within 10 s of SIGTERM");
-    CHECK_MESSAGE((exited && WIFEXITED(status) && WEXITSTATUS(status) == 0), "exporter exit status "
-                                                                                 << status << "; log:\n"
-                                                                                 << log);
+    CHECK_MESSAGE(exit.graceful, "exporter did not stop within 10 s of SIGTERM");
+    CHECK_MESSAGE((exit.graceful && WIFEXITED(exit.status) && WEXITSTATUS(exit.status) == 0),
+                  "exporter exit status " << exit.status << "; log:\n"
+                                          << log);
     for (const char* report : {"Sanitizer", "runtime error:"})
       CHECK_MESSAGE(log.find(report) == std::string::npos, "sanitizer report in the exporter log:\n" << log);
-    pid_ = -1;
   }
   std::error_code ec;
   fs::remove_all(config_.parent_path(), ec);
-}
-
-void Exporter::Kill9() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
-  pid_ = -1;
 }
 
 void Exporter::WriteConfig(const std::string& yaml) const {

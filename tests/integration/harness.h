@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace itest {
@@ -54,6 +55,34 @@ HttpResponse Http(const std::string& method, const std::string& url,
                   const std::vector<std::string>& headers = {}, bool decode_gzip = false);
 std::map<std::string, double> ParseExposition(const std::string& text);
 
+// A child process: args[0] (a path) run with `args`, stdout and stderr to `log`. Destroying it
+// stops it as Stop() does.
+class Child {
+ public:
+  Child() = default;
+  Child(std::vector<std::string> args, const std::filesystem::path& log);
+  ~Child() { Stop(); }
+  Child(Child&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  Child& operator=(Child&& other) noexcept;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  struct Exit {
+    bool graceful = false;  // ended within the grace period after SIGTERM (or before it)
+    int status = 0;         // waitpid status
+  };
+  // SIGTERM, then SIGKILL once `grace` has passed; waits for the process. Nothing when not running.
+  Exit Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // SIGKILL, as a crash would: no shutdown path runs.
+  void Kill9();
+  // Whether it still runs; reaps it when it has ended (the status is then in *status if given).
+  bool Alive(int* status = nullptr);
+  int pid() const { return pid_; }
+
+ private:
+  int pid_ = -1;
+};
+
 // The exporter binary under test, killed (SIGKILL if it must) when this object dies.
 class Exporter {
  public:
@@ -64,22 +93,20 @@ class Exporter {
   // Scrapes until `pred` holds or `timeout` passes; returns the last scrape.
   Scrape WaitFor(const std::function<bool(const Scrape&)>& pred, std::chrono::milliseconds timeout) const;
   std::string Log() const;
-  int pid() const { return pid_; }
+  int pid() const { return process_.pid(); }
   // SIGKILL, as a crash would: no shutdown path runs. The destructor then only cleans up.
-  void Kill9();
+  void Kill9() { process_.Kill9(); }
   std::filesystem::path config_path() const { return config_; }
   void WriteConfig(const std::string& yaml) const;
 
  private:
-  int pid_ = -1;
-  int port_ = 0;
   std::filesystem::path config_, log_;
+  int port_ = 0;
+  Child process_;
 };
 
 // Path of the exporter binary in this build tree.
 std::string ExporterBinary();
-// Starts args[0] (a path) with `args` as a child process, stdout and stderr to `log`; returns its pid.
-int Spawn(std::vector<std::string> args, const std::filesystem::path& log);
 // Runs a command, returns {exit code, combined output}.
 std::pair<int, std::string> Run(const std::string& command);
 int FreePort();

@@ -166,7 +166,7 @@ class Alertmanager {
     } else {
       args.push_back("--cluster.listen-address=");
     }
-    pid_ = Spawn(args, dir_ / "am.log");
+    process_ = Child(args, dir_ / "am.log");
     auto deadline = std::chrono::steady_clock::now() + 15s;
     while (std::chrono::steady_clock::now() < deadline) {
       if (Http("GET", url("/-/ready")).status == 200) return;
@@ -175,18 +175,7 @@ class Alertmanager {
     FAIL("alertmanager did not become ready: " << Log());
   }
   ~Alertmanager() {
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 150; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    process_.Stop(15s);
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -209,7 +198,7 @@ class Alertmanager {
  private:
   fs::path dir_;
   int port_ = 0;
-  int pid_ = -1;
+  Child process_;
 };
 
 std::string AmConfig(const std::string& receiver_url, const std::string& timers) {
