@@ -1,4 +1,5 @@
 #include "libpq_session.h"
+#include "resolver.h"
 #include "secrets.h"
 
 #include <poll.h>
@@ -22,11 +23,6 @@ bool Contains(std::string_view haystack, std::string_view needle) {
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-bool IsNumericAddress(const std::string& host) {
-  return !host.empty() &&
-         (host.find_first_not_of("0123456789.") == std::string::npos || host.find(':') != std::string::npos);
 }
 
 long RemainingMs(Deadline deadline) {
@@ -104,15 +100,31 @@ Status LibpqSession::Connect(Deadline deadline) {
               " -c lock_timeout=" + std::to_string(params_.lock_timeout.count()) +
               " -c default_transaction_read_only=on";
   }
+  // libpq resolves a host name with a blocking getaddrinfo inside PQconnectStart: the name is
+  // resolved here within the deadline and handed over as hostaddr (host stays for TLS checks).
+  // A leading '/' is a Unix-socket directory, which needs no lookup.
+  std::string hosts = params_.host, hostaddrs, ports = port;
+  if (!params_.host.empty() && params_.host[0] != '/') {
+    std::vector<std::string> addresses;
+    if (auto st = HostResolver::Default().Resolve(params_.host, deadline, addresses); !st.ok()) return st;
+    hosts.clear();
+    ports.clear();
+    for (const auto& a : addresses) {
+      const char* sep = hostaddrs.empty() ? "" : ",";
+      hostaddrs += sep + a;
+      hosts += sep + (IsNumericAddress(params_.host) ? a : params_.host);
+      ports += sep + port;
+    }
+  }
   std::vector<const char*> keys, values;
   auto add = [&](const char* k, const std::string& v) {
     if (v.empty()) return;
     keys.push_back(k);
     values.push_back(v.c_str());
   };
-  // hostaddr skips a blocking DNS lookup for numeric addresses.
-  add(IsNumericAddress(params_.host) ? "hostaddr" : "host", params_.host);
-  add("port", port);
+  add("host", hosts);
+  add("hostaddr", hostaddrs);
+  add("port", ports);
   add("dbname", params_.database);
   add("user", params_.user);
   add("password", password);

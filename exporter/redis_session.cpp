@@ -1,4 +1,5 @@
 #include "redis_session.h"
+#include "resolver.h"
 #include "secrets.h"
 
 #include <strings.h>
@@ -127,17 +128,24 @@ Status HiredisSession::Connect(Deadline deadline) {
   if (ctx_) return Status::Ok();
   std::string password;
   if (auto st = ReadPassword(params_.password_file, params_.password_env, password); !st.ok()) return st;
-  long long us = RemainingUs(deadline);
-  if (us < 1000) return Status::Error(ErrorReason::kTimeout, "connect: no time left");
-  redisContext* c = redisConnectWithTimeout(params_.host.c_str(), params_.port, ToTimeval(us));
-  if (!c) return Status::Error(ErrorReason::kNetwork, "connect: out of memory");
-  if (c->err) {
+  // hiredis resolves host names with a blocking getaddrinfo; resolving first keeps the deadline.
+  std::vector<std::string> addresses;
+  if (auto st = HostResolver::Default().Resolve(params_.host, deadline, addresses); !st.ok()) return st;
+  Status failed = Status::Error(ErrorReason::kNetwork, "connect: no address");
+  for (const auto& address : addresses) {
+    long long us = RemainingUs(deadline);
+    if (us < 1000) return Status::Error(ErrorReason::kTimeout, "connect: no time left");
+    redisContext* c = redisConnectWithTimeout(address.c_str(), params_.port, ToTimeval(us));
+    if (!c) return Status::Error(ErrorReason::kNetwork, "connect: out of memory");
+    if (!c->err) {
+      ctx_ = c;
+      break;
+    }
     int saved_errno = errno;
-    Status st = Status::Error(ClassifyIoError(c, saved_errno), std::string("connect: ") + c->errstr);
+    failed = Status::Error(ClassifyIoError(c, saved_errno), std::string("connect: ") + c->errstr);
     redisFree(c);
-    return st;
   }
-  ctx_ = c;
+  if (!ctx_) return failed;
   RedisReply reply;
   if (!password.empty()) {
     std::vector<std::string> argv{"AUTH"};

@@ -1,5 +1,7 @@
 #include "tls_dialer.h"
 
+#include "resolver.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -89,21 +91,21 @@ Status WaitFd(int fd, short events, Deadline deadline, const std::string& what) 
   }
 }
 
-bool IsIpLiteral(const std::string& s) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
 Status ConnectTcp(const TlsEndpoint& ep, Deadline deadline, Fd& out) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
   const std::string where = ep.host + ":" + std::to_string(ep.port);
-  if (int rc = getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res); rc != 0)
-    return Status::Error(ErrorReason::kNetwork, "resolve " + ep.host + ": " + gai_strerror(rc));
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, freeaddrinfo);
+  std::vector<std::string> addresses;
+  if (Status st = HostResolver::Default().Resolve(ep.host, deadline, addresses); !st.ok()) return st;
   std::string last = "no address";
-  for (auto* ai = res; ai; ai = ai->ai_next) {
+  for (const auto& address : addresses) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* ai = nullptr;
+    if (int rc = getaddrinfo(address.c_str(), std::to_string(ep.port).c_str(), &hints, &ai); rc != 0) {
+      last = gai_strerror(rc);
+      continue;
+    }
+    std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(ai, freeaddrinfo);
     Fd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
     if (fd.get() < 0) {
       last = Errno(errno);
@@ -352,7 +354,7 @@ Status OpenSslDialer::Handshake(const TlsEndpoint& ep, Deadline deadline, TlsHan
   if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1)
     return Status::Error(ErrorReason::kProtocol, "SSL_new: " + OpenSslErrors());
   const std::string& name = ep.server_name.empty() ? ep.host : ep.server_name;
-  const bool ip = IsIpLiteral(name);
+  const bool ip = IsNumericAddress(name);
   // SNI carries host names only (RFC 6066).
   if (!ip && !name.empty()) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());

@@ -152,6 +152,33 @@ TEST_CASE("a target that never answers does not make the exporter unready foreve
   CHECK(page.body.find("Connection refused") != std::string::npos);
 }
 
+TEST_CASE("targets given by host name are resolved within the deadline; an unknown name is a network error") {
+  auto& s = Stack::Get();
+  auto by_name = [](std::string target) {
+    auto at = target.find("host: 127.0.0.1");
+    REQUIRE(at != std::string::npos);
+    return target.replace(at, 15, "host: localhost");
+  };
+  std::string cfg = "global: {interval: 1s, timeout: 800ms}\ntargets:\n  postgres:\n" +
+                    by_name(PgTarget("primary", s.Port("PG_PRIMARY_PORT"))) +
+                    "    - {name: nowhere, host: no-such-host.invalid, port: 5432, user: u}\n" +
+                    "  redis:\n    - name: cache\n      host: localhost\n      port: " + s["REDIS_PORT"] +
+                    "\n      user: " + s["REDIS_EXPORTER_USER"] +
+                    "\n      password_file: " + s["REDIS_EXPORTER_PASSWORD_FILE"] + "\n";
+  Exporter exp(cfg);
+  auto m = exp.WaitFor(
+      [](const Scrape& m) {
+        return m.Value("pg_up", {{"target", "primary"}}) == 1 &&
+               m.Value("redis_up", {{"target", "cache"}}) == 1 && m.Has("pg_up", {{"target", "nowhere"}});
+      },
+      10s);
+  CHECK(m.Value("pg_up", {{"target", "primary"}}) == 1);
+  CHECK(m.Value("redis_up", {{"target", "cache"}}) == 1);
+  CHECK(m.Value("pg_up", {{"target", "nowhere"}}) == 0);
+  CHECK(m.Value("runbook_exporter_target_error", {{"target", "nowhere"}, {"reason", "network"}}) == 1);
+  CHECK(Http("GET", exp.url("/")).body.find("resolve no-such-host.invalid") != std::string::npos);
+}
+
 TEST_CASE("json logs are one object per line and bad log flags are refused") {
   std::string log;
   {
