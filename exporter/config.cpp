@@ -208,9 +208,11 @@ class Parser {
     for (std::size_t i = 0; i < patterns.size(); ++i) {
       const std::string path = "rules.files[" + std::to_string(i) + "]";
       if (patterns[i].starts_with(rules::kEmbeddedRulePrefix)) {
-        auto found = EmbeddedRuleFiles(patterns[i]);
+        auto found = rules::MatchEmbeddedRuleFiles(patterns[i]);
         if (found.empty())
-          Error(list[i], path, "no embedded rule file matches " + patterns[i] + EmbeddedNames());
+          Error(list[i], path,
+                "no embedded rule file matches " + patterns[i] +
+                    " (embedded: " + rules::EmbeddedRuleFileNames() + ")");
         for (auto& f : found)
           if (std::find(rules.files.begin(), rules.files.end(), f) == rules.files.end())
             rules.files.push_back(f);
@@ -231,22 +233,6 @@ class Parser {
         if (std::find(rules.files.begin(), rules.files.end(), f) == rules.files.end())
           rules.files.push_back(f);
     }
-  }
-
-  // "embedded:GLOB": the names of the shipped rule pack's files GLOB matches, with the prefix.
-  static std::vector<std::string> EmbeddedRuleFiles(const std::string& pattern) {
-    const std::string glob(pattern.substr(rules::kEmbeddedRulePrefix.size()));
-    std::vector<std::string> out;
-    for (const auto& f : rules::EmbeddedRuleFiles())
-      if (fnmatch(glob.c_str(), std::string(f.name).c_str(), 0) == 0)
-        out.push_back(std::string(rules::kEmbeddedRulePrefix) + std::string(f.name));
-    return out;
-  }
-  static std::string EmbeddedNames() {
-    std::string names;
-    for (const auto& f : rules::EmbeddedRuleFiles())
-      names += (names.empty() ? "" : ", ") + std::string(f.name);
-    return " (embedded: " + names + ")";
   }
 
   // Relative paths in a config file are relative to the file's folder, as in Prometheus.

@@ -18,9 +18,25 @@
 
 namespace runbook::rules {
 
+namespace {
+
+// "embedded:GLOB" stands for the matching files of the built-in pack (the shell cannot expand it);
+// a pattern matching nothing stays as given, so loading it reports the unknown name.
+std::vector<std::string> ExpandEmbedded(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const auto& p : paths) {
+    auto found = MatchEmbeddedRuleFiles(p);
+    if (found.empty()) found.push_back(p);
+    for (auto& f : found) out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace
+
 int CheckRulesCommand(const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
   bool has_errors = false;
-  for (const auto& f : files) {
+  for (const auto& f : ExpandEmbedded(files)) {
     out << "Checking " << f << "\n";
     LoadResult r = LoadRuleFile(f);
     std::vector<std::string> errors = r.errors;
@@ -517,6 +533,11 @@ std::vector<std::string> RuleUnitTest(const std::string& filename, std::ostream&
   std::string dir = filename.find('/') == std::string::npos ? "." : filename.substr(0, filename.rfind('/'));
   std::vector<std::string> files;
   for (const auto& rf : f.rule_files) {
+    if (rf.starts_with(kEmbeddedRulePrefix)) {
+      auto found = ExpandEmbedded({rf});
+      files.insert(files.end(), found.begin(), found.end());
+      continue;
+    }
     std::string pattern = (!rf.empty() && rf[0] != '/') ? JoinPath(dir, rf) : rf;
     glob_t g{};
     int rc = ::glob(pattern.c_str(), 0, nullptr, &g);

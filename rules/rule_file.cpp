@@ -1,5 +1,6 @@
 // Rule files in Prometheus' format, validated like Prometheus 2.42's rulefmt.Parse (yaml.v3
 // with KnownFields) so that `check rules` gives promtool's verdicts.
+#include <fnmatch.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -330,13 +331,31 @@ LoadResult ParseRuleFile(std::string_view content, const std::string& file) {
   return Loader(file).Run(content);
 }
 
+std::vector<std::string> MatchEmbeddedRuleFiles(std::string_view pattern) {
+  std::vector<std::string> out;
+  if (!pattern.starts_with(kEmbeddedRulePrefix)) return out;
+  const std::string glob(pattern.substr(kEmbeddedRulePrefix.size()));
+  for (const auto& f : EmbeddedRuleFiles())
+    if (fnmatch(glob.c_str(), std::string(f.name).c_str(), 0) == 0)
+      out.push_back(std::string(kEmbeddedRulePrefix) + std::string(f.name));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string EmbeddedRuleFileNames() {
+  std::string names;
+  for (const auto& f : EmbeddedRuleFiles()) names += (names.empty() ? "" : ", ") + std::string(f.name);
+  return names;
+}
+
 LoadResult LoadRuleFile(const std::string& path) {
   if (path.starts_with(kEmbeddedRulePrefix)) {
     const auto name = std::string_view(path).substr(kEmbeddedRulePrefix.size());
     for (const auto& f : EmbeddedRuleFiles())
       if (f.name == name) return ParseRuleFile(f.content, path);
     LoadResult r;
-    r.errors.push_back(path + ": no embedded rule file named \"" + std::string(name) + "\"");
+    r.errors.push_back(path + ": no embedded rule file named \"" + std::string(name) +
+                       "\" (embedded: " + EmbeddedRuleFileNames() + ")");
     return r;
   }
   std::ifstream in(path, std::ios::binary);

@@ -75,6 +75,11 @@ struct EmbeddedRuleFile {
 const std::vector<EmbeddedRuleFile>& EmbeddedRuleFiles();
 // Prefix of rule-file paths that name an embedded file: "embedded:postgres.rules.yml".
 inline constexpr std::string_view kEmbeddedRulePrefix = "embedded:";
+// "embedded:GLOB" (shell glob, as fnmatch) → the matching "embedded:NAME" paths, sorted; empty when
+// none matches or `pattern` lacks the prefix. Used by the config, `check rules` and `test rules`.
+std::vector<std::string> MatchEmbeddedRuleFiles(std::string_view pattern);
+// "postgres.rules.yml, redis.rules.yml, ...": the embedded names, for error messages.
+std::string EmbeddedRuleFileNames();
 // promtool's lint: rules with the same name and labels across the groups of one file, formatted
 // as promtool prints them (empty when none).
 std::string DuplicateRulesLint(const std::vector<GroupDef>& groups);

@@ -93,5 +93,7 @@ TEST_CASE("embedded: rule files in an operator's config: one file, globs, unknow
 
   auto direct = rules::LoadRuleFile("embedded:nope.rules.yml");
   REQUIRE(direct.errors.size() == 1);
-  CHECK(direct.errors[0] == "embedded:nope.rules.yml: no embedded rule file named \"nope.rules.yml\"");
+  CHECK(direct.errors[0] ==
+        "embedded:nope.rules.yml: no embedded rule file named \"nope.rules.yml\" (embedded: " +
+            rules::EmbeddedRuleFileNames() + ")");
 }

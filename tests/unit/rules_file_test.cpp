@@ -1,6 +1,13 @@
 // Rule-file validation; expected messages are promtool 2.42's for the same input.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli.h"
 #include "runbook/rules.h"
 
 using namespace runbook;
@@ -119,4 +126,43 @@ TEST_CASE("rule files: promtool's duplicate-rule lint") {
         "2 duplicate rule(s) found.\nMetric: A\nLabel(s):\n\tx: 1\nMetric: r\nLabel(s):\nMight cause "
         "inconsistency "
         "while recording expressions");
+}
+
+TEST_CASE("check rules and test rules take embedded:GLOB for the built-in pack") {
+  std::ostringstream out, err;
+  CHECK(rules::CheckRulesCommand({"embedded:*.rules.yml"}, out, err) == 0);
+  for (const auto& f : rules::EmbeddedRuleFiles())
+    CHECK_MESSAGE(out.str().find("Checking embedded:" + std::string(f.name) + "\n") != std::string::npos,
+                  out.str());
+  CHECK(err.str().empty());
+
+  std::ostringstream out2, err2;
+  CHECK(rules::CheckRulesCommand({"embedded:nope.yml"}, out2, err2) == 1);
+  CHECK(err2.str().find("embedded:nope.yml: no embedded rule file named \"nope.yml\" (embedded: ") !=
+        std::string::npos);
+  CHECK(err2.str().find("postgres.rules.yml") != std::string::npos);
+
+  CHECK(rules::MatchEmbeddedRuleFiles("embedded:redis*") ==
+        std::vector<std::string>{"embedded:redis.rules.yml"});
+  CHECK(rules::MatchEmbeddedRuleFiles("redis.rules.yml").empty());
+
+  // A unit-test file may name the built-in pack instead of a path.
+  auto dir = std::filesystem::temp_directory_path() / ("rbx-embedded-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "t.yml") << R"(rule_files: ["embedded:thresholds.rules.yml"]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'pg_connections_utilization_ratio{target="a"}', values: "0.5 0.5"}
+    promql_expr_test:
+      - expr: runbook:pg_connections_utilization_ratio:threshold_warning
+        eval_time: 1m
+        exp_samples:
+          - {labels: 'runbook:pg_connections_utilization_ratio:threshold_warning{target="a"}', value: 0.8}
+)";
+  std::ostringstream out3, err3;
+  int rc = rules::TestRulesCommand({(dir / "t.yml").string()}, out3, err3);
+  CHECK_MESSAGE(rc == 0, out3.str() << err3.str());
+  std::filesystem::remove_all(dir);
 }
