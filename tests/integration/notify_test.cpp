@@ -269,6 +269,103 @@ TEST_CASE("a test notification reaches a webhook receiver signed, and shows in t
   fs::remove_all(dir);
 }
 
+// tests/tools/http_receiver.py: a receiver in another process, for what CivetWeb cannot serve here
+// (TLS: Debian's CivetWeb with OpenSSL 3 crashes, TOOLCHAIN.md) and to see request lines as sent.
+class PyReceiver {
+ public:
+  PyReceiver(const fs::path& dir, const std::string& name, const std::string& tls_args = "") : dir_(dir) {
+    log_ = dir / (name + ".jsonl");
+    auto port_file = dir / (name + ".port");
+    std::vector<std::string> args{"/usr/bin/python3", RUNBOOK_SOURCE_DIR "/tests/tools/http_receiver.py",
+                                  log_.string(), port_file.string()};
+    if (!tls_args.empty()) {
+      args.push_back("--cert");
+      args.push_back((dir / "srv.pem").string());
+      args.push_back("--key");
+      args.push_back((dir / "srv.key").string());
+    }
+    process_ = Child(args, dir / (name + ".out"));
+    for (int i = 0; i < 200 && !fs::exists(port_file); ++i) std::this_thread::sleep_for(25ms);
+    REQUIRE_MESSAGE(fs::exists(port_file), "receiver did not start");
+    std::ifstream(port_file) >> port_;
+  }
+  int port() const { return port_; }
+  std::vector<json> Requests() const {
+    std::vector<json> out;
+    std::ifstream in(log_);
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+  std::vector<json> WaitFor(std::size_t n, std::chrono::milliseconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto r = Requests();
+    while (r.size() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(50ms);
+      r = Requests();
+    }
+    return r;
+  }
+
+ private:
+  fs::path dir_, log_;
+  int port_ = 0;
+  Child process_;
+};
+
+TEST_CASE("webhooks over TLS with a custom CA, and through an HTTP proxy") {
+  auto dir = TempDir("tls");
+  const std::string d = dir.string();
+  for (const std::string& cmd :
+       {"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "
+        "/CN=itest-ca "
+        "-keyout " +
+            d + "/ca.key -out " + d + "/ca.pem",
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 -keyout " +
+            d + "/srv.key -out " + d + "/srv.csr",
+        "printf 'subjectAltName=IP:127.0.0.1\n' > " + d + "/ext.cnf",
+        "openssl x509 -req -in " + d + "/srv.csr -CA " + d + "/ca.pem -CAkey " + d +
+            "/ca.key -CAcreateserial -days 1 " + "-extfile " + d + "/ext.cnf -out " + d + "/srv.pem"}) {
+    auto [rc, out] = Run(cmd);
+    REQUIRE_MESSAGE(rc == 0, cmd << "\n" << out);
+  }
+  PyReceiver tls(dir, "tls", "tls");
+  PyReceiver proxy(dir, "proxy");
+  const std::string https = "https://127.0.0.1:" + std::to_string(tls.port()) + "/hook";
+  // 192.0.2.1 (TEST-NET-1) is never reachable: only the proxy can deliver there.
+  Exporter exp(
+      "targets: {}\nalerting:\n  outbox: {dir: " + d + "/outbox}\n  receivers:\n" +
+      "    - {name: trusted, url: '" + https + "', timeout: 2s, tls: {ca_file: " + d + "/ca.pem}}\n" +
+      "    - {name: untrusted, url: '" + https + "', timeout: 2s}\n" +
+      "    - {name: proxied, url: 'http://192.0.2.1:9/hook', timeout: 2s, proxy_url: 'http://127.0.0.1:" +
+      std::to_string(proxy.port()) + "'}\n" + "  route: {receiver: trusted}\n");
+
+  auto untrusted_key = SendTest(exp, "untrusted");
+  auto m = exp.WaitFor(
+      [](const Scrape& s) {
+        return s.Value("prometheus_notifications_errors_total", {{"receiver", "untrusted"}}) >= 1;
+      },
+      10s);
+  CHECK(m.Value("prometheus_notifications_errors_total", {{"receiver", "untrusted"}}) >= 1);
+  CHECK(m.Value("prometheus_notifications_sent_total", {{"receiver", "untrusted"}}) == 0);
+
+  auto key = SendTest(exp, "trusted");
+  auto got = tls.WaitFor(1, 10s);
+  REQUIRE(got.size() == 1);  // the untrusted one never got past the handshake
+  CHECK(got[0]["target"] == "/hook");
+  CHECK(got[0]["headers"]["Idempotency-Key"] == key);
+  CHECK(json::parse(got[0]["body"].get<std::string>())["receiver"] == "trusted");
+
+  auto proxied_key = SendTest(exp, "proxied");
+  auto via = proxy.WaitFor(1, 10s);
+  REQUIRE(via.size() == 1);
+  CHECK(via[0]["method"] == "POST");
+  CHECK(via[0]["target"] == "http://192.0.2.1:9/hook");  // absolute form: a proxy request
+  CHECK(via[0]["headers"]["Idempotency-Key"] == proxied_key);
+  CHECK(tls.Requests().size() == 1);
+  CHECK(untrusted_key != key);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a failing receiver: 500 and 429 are retried with the same key after Retry-After, 400 is not") {
   TestReceiver rx;
   rx.Script({{500}, {429, 0, 2}, {200}});
