@@ -127,6 +127,39 @@ TEST_CASE(
   CHECK_FALSE(m.Has("ALERTS", {{"alertname", "PrimaryUp"}}));
 }
 
+TEST_CASE(
+    "rule engine: a reload changing external labels and the interval keeps a pending alert's activeAt") {
+  RuleDir rd;
+  auto rule_file = rd.Write("stack.rules.yml", kRules);
+  Exporter exp(Config(rule_file));
+  auto active_at = [&]() -> std::string {
+    for (const auto& a : GetJson(exp, "/api/v1/alerts")["data"]["alerts"])
+      if (a["labels"]["alertname"] == "UpForAnHour" && a["state"] == "pending") return a["activeAt"];
+    return "";
+  };
+  auto m = exp.WaitFor([](const Scrape& s) { return s.Has("ALERTS", {{"alertname", "UpForAnHour"}}); }, 15s);
+  std::string before = active_at();
+  REQUIRE_MESSAGE(!before.empty(), exp.Log());
+  std::string cfg = Config(rule_file);
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto at = cfg.find(from);
+    REQUIRE(at != std::string::npos);
+    cfg.replace(at, from.size(), to);
+  };
+  replace("site: lab", "site: lab2");
+  replace("evaluation_interval: 1s", "evaluation_interval: 2s");
+  exp.WriteConfig(cfg);
+  REQUIRE(Http("POST", exp.url("/-/reload")).status == 200);
+  // Evaluated again after the reload (ALERTS_FOR_STATE keeps the same activeAt too).
+  auto evals = exp.Metrics().Value("prometheus_rule_evaluations_total");
+  m = exp.WaitFor([&](const Scrape& s) { return s.Value("prometheus_rule_evaluations_total") > evals + 1; },
+                  15s);
+  CHECK(active_at() == before);
+  auto rules = GetJson(exp, "/api/v1/rules");
+  CHECK(rules["data"]["groups"][0]["rules"][1]["alerts"][0]["annotations"]["summary"] ==
+        "primary up=1 ext=lab2");
+}
+
 TEST_CASE("rule engine: --check-config validates the rule files too") {
   RuleDir rd;
   auto good = rd.Write("good.yml", kRules);
