@@ -469,9 +469,14 @@ TEST_CASE("a reload changing the external labels keeps a firing alert: its resol
                         : std::string("  postgres: []\n"));
   };
   Exporter exp(config("lab", true));
+  // The alert with the new external labels is another alert for the receiver's group, which
+  // still holds the old one as firing: the resolution comes in a "firing" group message.
   auto has = [](const std::vector<TestReceiver::Hit>& hits, const std::string& status) {
-    for (const auto& h : hits)
-      if (json::parse(h.body)["status"] == status) return true;
+    for (const auto& h : hits) {
+      auto body = json::parse(h.body);
+      for (const auto& a : body["alerts"])
+        if (a["status"] == status && a["labels"]["alertname"] == "PrimaryUp") return true;
+    }
     return false;
   };
   auto hits = rx.WaitFor([&](const auto& h) { return has(h, "firing"); }, 20s);
@@ -484,9 +489,8 @@ TEST_CASE("a reload changing the external labels keeps a firing alert: its resol
   REQUIRE_MESSAGE(has(hits, "resolved"), exp.Log());
   for (const auto& h : hits) {
     auto body = json::parse(h.body);
-    if (body["status"] != "resolved") continue;
-    CHECK(body["alerts"][0]["labels"]["alertname"] == "PrimaryUp");
-    CHECK(body["alerts"][0]["labels"]["site"] == "lab2");
+    for (const auto& a : body["alerts"])
+      if (a["status"] == "resolved") CHECK(a["labels"]["site"] == "lab2");
   }
   fs::remove_all(dir);
 }
