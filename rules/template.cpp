@@ -442,6 +442,57 @@ std::string GoPrintf(std::string_view format, const std::vector<Value>& args) {
   return out;
 }
 
+// unicode.ToTitle for the two-byte UTF-8 scripts alert text uses: Latin-1, Latin Extended-A,
+// Greek and Cyrillic; other runes are returned unchanged.
+char32_t TitleRune(char32_t r) {
+  if ((r >= 0xE0 && r <= 0xFE && r != 0xF7) || (r >= 0x3B1 && r <= 0x3CB && r != 0x3C2) ||
+      (r >= 0x430 && r <= 0x44F))
+    return r - 0x20;
+  if (r == 0xFF) return 0x178;
+  if (r == 0x3C2) return 0x3A3;
+  if (r >= 0x450 && r <= 0x45F) return r - 0x50;
+  bool odd_lower = (r >= 0x100 && r <= 0x12F) || (r >= 0x132 && r <= 0x137) || (r >= 0x14A && r <= 0x177);
+  bool even_lower = (r >= 0x139 && r <= 0x148) || (r >= 0x179 && r <= 0x17E);
+  if ((odd_lower && r % 2 == 1) || (even_lower && r % 2 == 0)) return r - 1;
+  return r;
+}
+
+// strings.Title: upper-cases the first letter of each word; words are separated by anything but
+// letters, digits and '_' in ASCII, and by Unicode spaces beyond it.
+std::string GoTitle(const std::string& s) {
+  std::string out;
+  bool start = true;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char u = static_cast<unsigned char>(s[i]);
+    if (u < 0x80) {
+      out += start && std::islower(u) ? char(std::toupper(u)) : char(u);
+      start = !(std::isalnum(u) || u == '_');
+      continue;
+    }
+    if ((u & 0xE0) == 0xC0 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
+      char32_t r = char32_t((u & 0x1F) << 6 | (static_cast<unsigned char>(s[i + 1]) & 0x3F));
+      if (start) r = TitleRune(r);
+      out += char(0xC0 | (r >> 6));
+      out += char(0x80 | (r & 0x3F));
+      ++i;
+      start = r == 0x85 || r == 0xA0;
+      continue;
+    }
+    out += char(u);
+    // Continuation bytes of a longer rune keep the word going; U+2000-U+200A, U+2028/9, U+202F,
+    // U+205F, U+3000 and U+1680 are spaces, caught at their last byte.
+    start = false;
+    if (i >= 2) {
+      unsigned char a = static_cast<unsigned char>(s[i - 2]), b = static_cast<unsigned char>(s[i - 1]);
+      if (a == 0xE2 && b == 0x80 && (u <= 0x8A || u == 0xA8 || u == 0xA9 || u == 0xAF)) start = true;
+      if (a == 0xE2 && b == 0x81 && u == 0x9F) start = true;
+      if (a == 0xE3 && b == 0x80 && u == 0x80) start = true;
+      if (a == 0xE1 && b == 0x9A && u == 0x80) start = true;
+    }
+  }
+  return out;
+}
+
 // text/template's HTMLEscapeString.
 std::string HtmlEscape(const std::string& s) {
   std::string out;
@@ -823,7 +874,7 @@ class Parser {
     }
   }
 
-  Template::Node ParseControl(const std::string& keyword) {
+  Template::Node ParseControl(std::string keyword) {
     Template::Node n;
     n.kind = keyword == "if"     ? Template::Node::Kind::kIf
              : keyword == "with" ? Template::Node::Kind::kWith
@@ -837,9 +888,9 @@ class Parser {
     if (keyword == "range") --range_depth_;
     if (stop.empty()) Fail(text_.size(), "unexpected EOF");
     if (stop == "else") {
-      // `{{else if ...}}` / `{{else with ...}}` nest as a single control node in the else list.
+      // `{{else if ...}}` nests as a single control node in the else list.
       if (tokens_.size() > 2 && tokens_[1].type == Tok::kIdent &&
-          (tokens_[1].text == "if" || (tokens_[1].text == "with" && keyword == "with"))) {
+          tokens_[1].text == "if") {  // Go 1.19 has no {{else with}}
         std::string inner = tokens_[1].text;
         tokens_.erase(tokens_.begin());
         n.else_list.push_back(ParseControl(inner));
@@ -861,6 +912,11 @@ class Parser {
 
   std::string Describe(const Token& t) const {
     if (t.type == Tok::kEnd) return "<end of action>";
+    static const char* kKeywords[] = {"block", "break", "continue", "define",   "else", "end",
+                                      "if",    "range", "nil",      "template", "with"};
+    if (t.type == Tok::kIdent)
+      for (const char* k : kKeywords)
+        if (t.text == k) return "<" + t.text + ">";
     return "\"" + t.text + "\"";
   }
 
@@ -1846,14 +1902,7 @@ class Executor {
       std::string s = arg(0, Param::kString).s;
       if (name == "toUpper") std::transform(s.begin(), s.end(), s.begin(), ::toupper);
       if (name == "toLower") std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-      if (name == "title") {
-        bool start = true;
-        for (char& c : s) {
-          unsigned char u = static_cast<unsigned char>(c);
-          if (start && std::islower(u)) c = char(std::toupper(u));
-          start = !(std::isalnum(u) || c == '_' || u >= 0x80);
-        }
-      }
+      if (name == "title") s = GoTitle(s);
       if (name == "stripPort" || name == "stripDomain") {
         if (s.empty()) return Value::String("");
         std::string host, port;
