@@ -889,6 +889,8 @@ class Parser {
     if (stop.empty()) Fail(text_.size(), "unexpected EOF");
     if (stop == "else") {
       // `{{else if ...}}` nests as a single control node in the else list.
+      if (keyword != "if" && tokens_.size() > 2 && tokens_[1].type == Tok::kIdent && tokens_[1].text == "if")
+        Fail(tokens_[1].pos, "unexpected <if> in input");  // Go 1.19: else-if chains only follow an if
       if (tokens_.size() > 2 && tokens_[1].type == Tok::kIdent &&
           tokens_[1].text == "if") {  // Go 1.19 has no {{else with}}
         std::string inner = tokens_[1].text;

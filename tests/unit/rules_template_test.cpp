@@ -256,6 +256,7 @@ TEST_CASE("template: break, continue, define, template and block as Go's text/te
   CHECK(check("{{ block \"b\" }}{{ end }}") == at + "missing value for block clause");
   CHECK(check("{{ define \"x\" }}a") == at + "unexpected EOF");
   CHECK(check("{{ with 1 }}{{ else with 2 }}{{ end }}") == at + "unexpected <with> in else");  // Go 1.19
+  CHECK(check("{{ range $labels }}a{{ else if 1 }}b{{ end }}") == at + "unexpected <if> in input");
   CHECK(check("{{ tmpl \"x\" }}") == at + "function \"tmpl\" not defined");  // console templates only
   CHECK(check("{{ define \"x\" }} {{ end }}{{ define \"x\" }}b{{ end }}{{ template \"x\" }}") == "ok");
 }
