@@ -1426,7 +1426,7 @@ bool LooksLikeIp(const std::string& s) {
 
 struct BreakSignal {};
 struct ContinueSignal {};
-constexpr int kMaxTemplateDepth = 1000;
+constexpr int kMaxTemplateDepth = 100;
 
 class Executor {
  public:

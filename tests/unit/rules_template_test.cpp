@@ -240,7 +240,7 @@ TEST_CASE("template: break, continue, define, template and block as Go's text/te
   // Unbounded recursion stops (Go allows 100000 levels; native stacks allow fewer).
   CHECK(expand("{{ define \"loop\" }}{{ template \"loop\" . }}{{ end }}{{ template \"loop\" }}") ==
         "<error expanding template: error executing template __alert_A: template: __alert_A:1:143: executing "
-        "\"loop\" at <{{template \"loop\" .}}>: exceeded maximum template depth (1000)>");
+        "\"loop\" at <{{template \"loop\" .}}>: exceeded maximum template depth (100)>");
   // Parse errors, as promtool check rules prints them.
   auto check = [](std::string_view text) { return CheckAlertTemplate("A", text).value_or("ok"); };
   const std::string at = "template: __alert_A:1: ";
