@@ -175,32 +175,28 @@ void Engine::Apply(const RulesConfig& cfg, std::vector<rules::GroupDef> groups,
     targets_ = std::move(next);
   }
   std::lock_guard lock(mu_);
-  bool restart = !manager_ || cfg.external_labels != cfg_.external_labels || url != external_url_ ||
-                 resend_delay_ms != resend_delay_ms_ || cfg.state_file != cfg_.state_file ||
-                 cfg.evaluation_interval != cfg_.evaluation_interval;
-  if (restart) {
-    rules::ManagerOptions o;
-    o.queryable = &store_;
-    o.appender = appender_.get();
-    o.notify = [this](const std::vector<Alert>& alerts) {
-      NotifyFunc notify;
-      {
-        std::lock_guard l(notify_mu_);
-        notify = notify_;
-      }
-      if (notify) notify(alerts);
-    };
-    o.external_labels = cfg.external_labels;
-    o.external_url = url;
-    o.default_interval_ms = cfg.evaluation_interval.count();
-    o.resend_delay_ms = resend_delay_ms;
-    o.state_file = cfg.state_file;
+  rules::ManagerOptions o;
+  o.queryable = &store_;
+  o.appender = appender_.get();
+  o.notify = [this](const std::vector<Alert>& alerts) {
+    NotifyFunc notify;
+    {
+      std::lock_guard l(notify_mu_);
+      notify = notify_;
+    }
+    if (notify) notify(alerts);
+  };
+  o.external_labels = cfg.external_labels;
+  o.external_url = url;
+  o.default_interval_ms = cfg.evaluation_interval.count();
+  o.resend_delay_ms = resend_delay_ms;
+  o.state_file = cfg.state_file;
+  if (!manager_) {
     manager_ = std::make_shared<rules::RuleManager>(std::move(o));
+  } else {
+    manager_->SetOptions(std::move(o), now);
   }
   manager_->Update(std::move(groups), now);
-  cfg_ = cfg;
-  external_url_ = url;
-  resend_delay_ms_ = resend_delay_ms;
   ++generation_;
   cv_.notify_all();
 }
@@ -273,6 +269,13 @@ std::vector<RenderedFamily> Engine::RenderMetrics() const {
   auto last = Family("prometheus_rule_group_last_evaluation_timestamp_seconds",
                      "The timestamp of the last rule group evaluation in seconds.", MetricType::Gauge);
   auto nrules = Family("prometheus_rule_group_rules", "The number of rules.", MetricType::Gauge);
+  auto state_failures =
+      Family("runbook_exporter_rule_state_file_write_failures_total",
+             "Failed writes of rules.state_file (alert state saved for restarts).", MetricType::Counter);
+  auto state_success =
+      Family("runbook_exporter_rule_state_file_last_success_timestamp_seconds",
+             "Time the rule state file last held the current alert state (written or unchanged).",
+             MetricType::Gauge);
   if (manager) {
     for (const auto& s : manager->AlertSeries()) {
       auto name = LabelValue(s.metric, "__name__");
@@ -287,6 +290,9 @@ std::vector<RenderedFamily> Engine::RenderMetrics() const {
       AddSample(last, l, g.last_evaluation == rules::kNoTime ? 0 : Seconds(g.last_evaluation));
       AddSample(nrules, l, static_cast<double>(g.rules.size()));
     }
+    auto sf = manager->StateFile();
+    AddSample(state_failures, {}, static_cast<double>(sf.write_failures));
+    if (sf.last_success != rules::kNoTime) AddSample(state_success, {}, Seconds(sf.last_success));
   }
   auto st = store_.stats();
   auto series =
@@ -298,8 +304,8 @@ std::vector<RenderedFamily> Engine::RenderMetrics() const {
   AddSample(series, {}, static_cast<double>(st.series));
   AddSample(samples, {}, static_cast<double>(st.samples));
   AddSample(bytes, {}, static_cast<double>(st.bytes));
-  for (auto* f : {&alerts, &for_state, &evals, &failures, &interval, &duration, &last, &nrules, &series,
-                  &samples, &bytes})
+  for (auto* f : {&alerts, &for_state, &evals, &failures, &interval, &duration, &last, &nrules,
+                  &state_failures, &state_success, &series, &samples, &bytes})
     if (!f->metric.empty()) fams.push_back(std::move(*f));
   std::sort(fams.begin(), fams.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return RenderFamilies(fams);

@@ -43,9 +43,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Installs the rules section and its loaded groups and the current target names (series of
-  // removed targets go stale). Unchanged groups keep their alert state and schedule; a change
-  // of external labels, external URL, state file or default interval restarts the manager,
-  // which then restores `for` state from the state file (if any).
+  // removed targets go stale). Unchanged rules keep their alert state (pending `for` progress,
+  // firing and resolved alerts) whatever else changed: external labels, URL, intervals, resend
+  // delay, state file. The state file is read only at the first Apply.
   // `external_url` is the exporter's URL for templates' $externalURL and alerts' generatorURL;
   // `resend_delay_ms` how often firing alerts are sent again.
   void Apply(const RulesConfig& cfg, std::vector<rules::GroupDef> groups,
@@ -84,9 +84,6 @@ class Engine {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::uint64_t generation_ = 0;  // bumped by Apply to wake the evaluation loop
-  RulesConfig cfg_;
-  std::string external_url_;
-  TimestampMs resend_delay_ms_ = 0;
   std::shared_ptr<rules::RuleManager> manager_;
   std::thread thread_;  // last: starts after every member above exists
 };

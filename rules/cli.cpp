@@ -351,8 +351,6 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, TimestampMs eval_inte
     auto parsed = promql::ParseSeriesDesc(is.series + " " + is.values);
     if (auto* e = std::get_if<promql::Error>(&parsed)) return {e->ToString()};
     auto desc = std::get<promql::SeriesDesc>(std::move(parsed));
-    // Prometheus stores no empty-valued labels: `{a=""}` is a series without `a`.
-    std::erase_if(desc.metric, [](const auto& l) { return l.second.empty(); });
     for (std::size_t i = 0; i < desc.values.size(); ++i) {
       if (desc.values[i]) points.push_back({TimestampMs(i) * tg.interval, desc.metric, *desc.values[i]});
     }

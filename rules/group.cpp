@@ -38,6 +38,7 @@ void SetLabel(Labels& l, const std::string& name, const std::string& value) {
 
 struct RuleState {
   RuleDef def;
+  std::vector<AlertTemplate> label_templates, annotation_templates;  // parsed once, as def's
   std::map<Labels, AlertStatus> active;
   bool restored = false;
   std::string health = "unknown";
@@ -123,11 +124,12 @@ struct RuleGroup::Impl {
       data.query = TemplateQuery(ts);
       Labels labels = s.metric;
       SetLabel(labels, "__name__", "");
-      for (const auto& [k, v] : r.def.labels) SetLabel(labels, k, ExpandAlertTemplate(r.def.name, v, data));
+      for (std::size_t i = 0; i < r.def.labels.size(); ++i)
+        SetLabel(labels, r.def.labels[i].first, r.label_templates[i].Expand(data));
       SetLabel(labels, "alertname", r.def.name);
       AlertStatus a;
-      for (const auto& [k, v] : r.def.annotations)
-        a.annotations.emplace_back(k, ExpandAlertTemplate(r.def.name, v, data));
+      for (std::size_t i = 0; i < r.def.annotations.size(); ++i)
+        a.annotations.emplace_back(r.def.annotations[i].first, r.annotation_templates[i].Expand(data));
       a.labels = labels;
       a.state = AlertState::kPending;
       a.active_at = ts;
@@ -232,6 +234,10 @@ RuleGroup::RuleGroup(GroupDef def, const ManagerOptions* options) : impl_(std::m
   for (auto& r : def.rules) {
     RuleState st;
     st.def = r;
+    if (r.kind == RuleDef::Kind::kAlerting) {
+      for (const auto& [k, v] : r.labels) st.label_templates.emplace_back(r.name, v);
+      for (const auto& [k, v] : r.annotations) st.annotation_templates.emplace_back(r.name, v);
+    }
     impl_->rules.push_back(std::move(st));
   }
   impl_->def = std::move(def);

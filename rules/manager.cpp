@@ -1,6 +1,10 @@
 #include <nlohmann/json.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 
@@ -33,8 +37,12 @@ struct RuleManager::Impl {
   };
   std::vector<Entry> groups;
   bool loaded_state = false;
-  RuleGroup::SavedState saved;
+  RuleGroup::SavedState saved;  // from the state file, for groups not restored yet
   TimestampMs saved_at = kNoTime;
+  StateFileStats stats;
+  bool write_failing = false;
+  std::string written_file;  // the file last written successfully ("" after a failure)
+  bool written_empty = false;
 
   TimestampMs FirstSlot(const RuleGroup& g, TimestampMs now) const {
     TimestampMs interval = g.interval_ms();
@@ -69,16 +77,26 @@ struct RuleManager::Impl {
     }
   }
 
+  // Writes the state of pending and firing alerts. Skipped when nothing is active and the file
+  // already says so; with active alerts it is rewritten every round because `saved_at` measures
+  // the downtime that RestoreForState adds to activeAt.
   void SaveState(TimestampMs now) {
     if (opts.state_file.empty()) return;
     RuleGroup::SavedState state;
-    for (const auto& e : groups) e.group->SaveState(state);
-    // Groups not restored yet keep what the file had for them.
-    for (const auto& [key, alerts] : saved) state.emplace(key, alerts);
-    nlohmann::json j;
-    j["saved_at"] = now;
-    j["rules"] = nlohmann::json::array();
+    for (const auto& e : groups) {
+      e.group->SaveState(state);
+      if (!e.needs_restore) continue;
+      // Not restored yet: keep what the file had for its rules (and only for rules still loaded).
+      for (const auto& r : e.group->def().rules) {
+        auto it = saved.find(RuleGroup::RuleKey(e.group->def(), r));
+        if (it != saved.end()) state[it->first] = it->second;
+      }
+    }
+    nlohmann::json rules = nlohmann::json::array();
+    bool any = false;
     for (const auto& [key, alerts] : state) {
+      if (alerts.empty()) continue;
+      any = true;
       nlohmann::json r;
       r["key"] = key;
       r["alerts"] = nlohmann::json::array();
@@ -87,15 +105,50 @@ struct RuleManager::Impl {
         for (const auto& [k, v] : a.labels) labels.push_back({k, v});
         r["alerts"].push_back({{"labels", labels}, {"active_at", a.active_at}});
       }
-      j["rules"].push_back(std::move(r));
+      rules.push_back(std::move(r));
     }
-    std::string tmp = opts.state_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << j.dump();
-      if (!out) return;
+    if (!any && written_file == opts.state_file && written_empty) {
+      stats.last_success = now;
+      return;
     }
-    std::rename(tmp.c_str(), opts.state_file.c_str());
+    nlohmann::json j;
+    j["saved_at"] = now;
+    j["rules"] = std::move(rules);
+    std::string error = WriteFile(opts.state_file, j.dump());
+    if (!error.empty()) {
+      ++stats.write_failures;
+      written_file.clear();
+      if (!write_failing)
+        spdlog::error("rule state file {}: {}; alert state will not survive a restart", opts.state_file,
+                      error);
+      write_failing = true;
+      return;
+    }
+    if (write_failing) spdlog::info("rule state file {}: writing again", opts.state_file);
+    write_failing = false;
+    written_file = opts.state_file;
+    written_empty = !any;
+    stats.last_success = now;
+  }
+
+  // Atomic replace: a crash leaves the old or the new file, never a torn one.
+  static std::string WriteFile(const std::string& path, const std::string& content) {
+    std::string tmp = path + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (!f) return "cannot create " + tmp + ": " + std::strerror(errno);
+    bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+    int err = errno;
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok) {
+      std::remove(tmp.c_str());
+      return "cannot write " + tmp + ": " + std::strerror(err ? err : errno);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      err = errno;
+      std::remove(tmp.c_str());
+      return "cannot rename " + tmp + ": " + std::strerror(err);
+    }
+    return "";
   }
 };
 
@@ -122,7 +175,8 @@ void RuleManager::Update(std::vector<GroupDef> defs, TimestampMs now) {
     e.group = std::make_unique<RuleGroup>(std::move(def), &impl_->opts);
     if (old != impl_->groups.end()) {
       e.group->CopyState(*old->group);
-      e.next_eval = old->next_eval;
+      e.next_eval = old->group->interval_ms() == e.group->interval_ms() ? old->next_eval
+                                                                        : impl_->FirstSlot(*e.group, now);
     } else {
       e.next_eval = impl_->FirstSlot(*e.group, now);
     }
@@ -144,9 +198,6 @@ TimestampMs RuleManager::EvalDue(TimestampMs now) {
       e.group->Eval(ts);
       if (e.needs_restore) {
         e.group->RestoreForState(ts, impl_->saved_at, impl_->saved);
-        RuleGroup::SavedState mine;
-        e.group->SaveState(mine);
-        for (const auto& [key, alerts] : mine) impl_->saved.erase(key);
         e.needs_restore = false;
       }
       e.next_eval = ts + interval;
@@ -155,7 +206,27 @@ TimestampMs RuleManager::EvalDue(TimestampMs now) {
     earliest = std::min(earliest, e.next_eval);
   }
   if (evaluated) impl_->SaveState(now);
+  if (std::none_of(impl_->groups.begin(), impl_->groups.end(),
+                   [](const Impl::Entry& e) { return e.needs_restore; }))
+    impl_->saved.clear();
   return earliest;
+}
+
+void RuleManager::SetOptions(ManagerOptions options, TimestampMs now) {
+  std::lock_guard lock(impl_->mu);
+  std::vector<TimestampMs> intervals;
+  for (const auto& e : impl_->groups) intervals.push_back(e.group->interval_ms());
+  impl_->opts = std::move(options);
+  // Groups keep a pointer to opts: they see the new values from their next evaluation on.
+  for (std::size_t i = 0; i < impl_->groups.size(); ++i) {
+    auto& e = impl_->groups[i];
+    if (e.group->interval_ms() != intervals[i]) e.next_eval = impl_->FirstSlot(*e.group, now);
+  }
+}
+
+RuleManager::StateFileStats RuleManager::StateFile() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
 }
 
 std::vector<GroupStatus> RuleManager::Groups() const {

@@ -102,7 +102,7 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   present.reserve(samples.size());
   for (const auto& sample : samples) {
     Labels metric = sample.metric;
-    SortLabels(metric);
+    CanonicalLabels(metric);
     std::string name(LabelValue(metric, "__name__"));
     std::string key = SeriesKey(metric);
     auto& bucket = impl_->by_name[name];
@@ -123,7 +123,7 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
 void SeriesStore::Append(const Labels& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
   Labels metric = metric_in;
-  SortLabels(metric);
+  CanonicalLabels(metric);
   auto& bucket = impl_->by_name[std::string(LabelValue(metric, "__name__"))];
   auto [it, inserted] = bucket.try_emplace(SeriesKey(metric));
   if (inserted) {

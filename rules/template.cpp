@@ -78,7 +78,7 @@ std::string FormatGoFloatE(double v) {
 namespace {
 
 struct Value {
-  enum class Kind { kNil, kBool, kInt, kFloat, kString, kMap, kData, kSamples, kSample, kTime };
+  enum class Kind { kNil, kBool, kInt, kFloat, kString, kMap, kData, kSamples, kSample, kTime, kArgs };
   Kind kind = Kind::kNil;
   bool b = false;
   std::int64_t i = 0;  // kInt; kTime: Unix milliseconds
@@ -88,6 +88,7 @@ struct Value {
   const TemplateData* data = nullptr;
   std::shared_ptr<const std::vector<TemplateSample>> samples;
   std::shared_ptr<const TemplateSample> sample;
+  std::shared_ptr<const std::vector<std::pair<std::string, Value>>> args;  // kArgs, sorted by key
 
   static Value Bool(bool b) {
     Value v;
@@ -138,6 +139,7 @@ std::string TypeName(const Value& v) {
     case Value::Kind::kSamples: return "template.queryResult";
     case Value::Kind::kSample: return "*template.sample";
     case Value::Kind::kTime: return "*time.Time";
+    case Value::Kind::kArgs: return "map[string]interface {}";
   }
   return "?";
 }
@@ -212,6 +214,14 @@ std::string Print(const Value& v) {
       return out + "]";
     }
     case Value::Kind::kTime: return FormatTime(v.i);
+    case Value::Kind::kArgs: {
+      std::string out = "map[";
+      for (std::size_t i = 0; i < v.args->size(); ++i) {
+        if (i) out += ' ';
+        out += (*v.args)[i].first + ":" + Print((*v.args)[i].second);
+      }
+      return out + "]";
+    }
   }
   return "";
 }
@@ -224,6 +234,7 @@ bool Truth(const Value& v) {
     case Value::Kind::kFloat: return v.f != 0;
     case Value::Kind::kString: return !v.s.empty();
     case Value::Kind::kMap: return !v.map->empty();
+    case Value::Kind::kArgs: return !v.args->empty();
     case Value::Kind::kSamples: return !v.samples->empty();
     default: return true;
   }
@@ -431,6 +442,112 @@ std::string GoPrintf(std::string_view format, const std::vector<Value>& args) {
   return out;
 }
 
+// unicode.ToTitle for the two-byte UTF-8 scripts alert text uses: Latin-1, Latin Extended-A,
+// Greek and Cyrillic; other runes are returned unchanged.
+char32_t TitleRune(char32_t r) {
+  if ((r >= 0xE0 && r <= 0xFE && r != 0xF7) || (r >= 0x3B1 && r <= 0x3CB && r != 0x3C2) ||
+      (r >= 0x430 && r <= 0x44F))
+    return r - 0x20;
+  if (r == 0xFF) return 0x178;
+  if (r == 0x3C2) return 0x3A3;
+  if (r >= 0x450 && r <= 0x45F) return r - 0x50;
+  bool odd_lower = (r >= 0x100 && r <= 0x12F) || (r >= 0x132 && r <= 0x137) || (r >= 0x14A && r <= 0x177);
+  bool even_lower = (r >= 0x139 && r <= 0x148) || (r >= 0x179 && r <= 0x17E);
+  if ((odd_lower && r % 2 == 1) || (even_lower && r % 2 == 0)) return r - 1;
+  return r;
+}
+
+// strings.Title: upper-cases the first letter of each word; words are separated by anything but
+// letters, digits and '_' in ASCII, and by Unicode spaces beyond it.
+std::string GoTitle(const std::string& s) {
+  std::string out;
+  bool start = true;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char u = static_cast<unsigned char>(s[i]);
+    if (u < 0x80) {
+      out += start && std::islower(u) ? char(std::toupper(u)) : char(u);
+      start = !(std::isalnum(u) || u == '_');
+      continue;
+    }
+    if ((u & 0xE0) == 0xC0 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
+      char32_t r = char32_t((u & 0x1F) << 6 | (static_cast<unsigned char>(s[i + 1]) & 0x3F));
+      if (start) r = TitleRune(r);
+      out += char(0xC0 | (r >> 6));
+      out += char(0x80 | (r & 0x3F));
+      ++i;
+      start = r == 0x85 || r == 0xA0;
+      continue;
+    }
+    out += char(u);
+    // Continuation bytes of a longer rune keep the word going; U+2000-U+200A, U+2028/9, U+202F,
+    // U+205F, U+3000 and U+1680 are spaces, caught at their last byte.
+    start = false;
+    if (i >= 2) {
+      unsigned char a = static_cast<unsigned char>(s[i - 2]), b = static_cast<unsigned char>(s[i - 1]);
+      if (a == 0xE2 && b == 0x80 && (u <= 0x8A || u == 0xA8 || u == 0xA9 || u == 0xAF)) start = true;
+      if (a == 0xE2 && b == 0x81 && u == 0x9F) start = true;
+      if (a == 0xE3 && b == 0x80 && u == 0x80) start = true;
+      if (a == 0xE1 && b == 0x9A && u == 0x80) start = true;
+    }
+  }
+  return out;
+}
+
+// text/template's HTMLEscapeString.
+std::string HtmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '\0': out += "\uFFFD"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// text/template's JSEscapeString. Non-ASCII runes are kept except the Latin-1 ones Go's
+// unicode.IsPrint rejects (C1 controls, no-break space, soft hyphen), which become \uXXXX.
+std::string JsEscape(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '\\': out += "\\\\"; continue;
+      case '\'': out += "\\'"; continue;
+      case '"': out += "\\\""; continue;
+      case '<': out += "\\u003C"; continue;
+      case '>': out += "\\u003E"; continue;
+      case '&': out += "\\u0026"; continue;
+      case '=': out += "\\u003D"; continue;
+      default: break;
+    }
+    if (c < ' ') {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else if (c == 0xC2 && i + 1 < s.size()) {
+      unsigned char d = static_cast<unsigned char>(s[i + 1]);
+      if (d < 0xA1 || d == 0xAD) {
+        out += "\\u00";
+        out += kHex[d >> 4];
+        out += kHex[d & 15];
+        ++i;
+      } else {
+        out += char(c);
+      }
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
 // Go's fmt.Sprint: a space between operands when neither is a string.
 std::string GoSprint(const std::vector<Value>& args, bool ln) {
   std::string out;
@@ -511,10 +628,24 @@ struct Pipeline {
 }  // namespace
 
 struct Template::Node {
-  enum class Kind { kText, kAction, kIf, kWith, kRange } kind = Kind::kText;
+  // kTemplate: {{template "text" pipe}} (has_pipe) and {{block}}; kDefine: a named body (text).
+  enum class Kind {
+    kText,
+    kAction,
+    kIf,
+    kWith,
+    kRange,
+    kBreak,
+    kContinue,
+    kTemplate,
+    kDefine
+  } kind = Kind::kText;
   std::string text;
   Pipeline pipe;
+  bool has_pipe = false;
+  std::size_t pos = 0;
   std::vector<Node> list, else_list;
+  std::vector<Node> defines;  // root only: every {{define}} and {{block}} body
 };
 
 namespace {
@@ -565,8 +696,7 @@ bool KnownFunction(std::string_view name) {
                                  "externalURL",
                                  "parseDuration",
                                  "stripPort",
-                                 "stripDomain",
-                                 "tmpl"};
+                                 "stripDomain"};
   for (const char* n : kNames) {
     if (name == n) return true;
   }
@@ -585,8 +715,13 @@ class Parser {
     std::string stop;
     auto list = ParseList(stop);
     if (!stop.empty()) Fail(stop_pos_, "unexpected {{" + stop + "}}");
+    for (const auto& d : defines_) {
+      if (d.text == name_ && !EmptyTree(d.list) && !EmptyTree(list))
+        Fail(text_.size(), "template: multiple definition of template " + GoQuote(std::string(name_)));
+    }
     return list;
   }
+  std::vector<Template::Node> TakeDefines() { return std::move(defines_); }
 
  private:
   int LineAt(std::size_t pos) const { return 1 + int(std::count(text_.begin(), text_.begin() + pos, '\n')); }
@@ -597,6 +732,7 @@ class Parser {
   // Reads nodes until EOF or an {{else}} / {{end}} (returned in `stop`, with the action's tokens
   // left in tokens_ for else-if chains).
   std::vector<Template::Node> ParseList(std::string& stop) {
+    ++list_depth_;
     std::vector<Template::Node> list;
     while (pos_ < text_.size()) {
       std::size_t open = text_.find("{{", pos_);
@@ -632,15 +768,47 @@ class Parser {
         if (first.text == "end" || first.text == "else") {
           stop = first.text;
           stop_pos_ = first.pos;
+          --list_depth_;
           return list;
         }
         if (first.text == "if" || first.text == "with" || first.text == "range") {
           list.push_back(ParseControl(first.text));
           continue;
         }
-        if (first.text == "define" || first.text == "template" || first.text == "block" ||
-            first.text == "break" || first.text == "continue") {
-          Fail(first.pos, "{{" + first.text + "}} is not supported");
+        if (first.text == "break" || first.text == "continue") {
+          std::string what = "{{" + first.text + "}}";
+          if (tokens_.size() != 2) Fail(tokens_[1].pos, "unexpected " + Describe(tokens_[1]) + " in " + what);
+          if (range_depth_ == 0) Fail(first.pos, what + " outside {{range}}");
+          Template::Node n;
+          n.kind = first.text == "break" ? Template::Node::Kind::kBreak : Template::Node::Kind::kContinue;
+          list.push_back(std::move(n));
+          continue;
+        }
+        if (first.text == "define") {
+          // Only at the top level; elsewhere Go's parser meets the keyword as a command.
+          if (list_depth_ != 1) Fail(first.pos, "unexpected <define> in command");
+          std::string name = TemplateName("define clause");
+          if (tokens_[2].type != Tok::kEnd)
+            Fail(tokens_[2].pos, "unexpected " + Describe(tokens_[2]) + " in define clause");
+          std::size_t at = first.pos;
+          AddDefinition(name, ParseBody("define clause"), at);
+          continue;
+        }
+        if (first.text == "template" || first.text == "block") {
+          bool block = first.text == "block";
+          std::string context = block ? "block clause" : "template clause";
+          Template::Node n;
+          n.kind = Template::Node::Kind::kTemplate;
+          n.pos = tokens_[1].pos;
+          n.text = TemplateName(context);
+          if (block || tokens_[2].type != Tok::kEnd) {
+            ti_ = 2;
+            n.pipe = ParsePipeline(context, false);
+            n.has_pipe = true;
+          }
+          if (block) AddDefinition(n.text, ParseBody(context), n.pos);
+          list.push_back(std::move(n));
+          continue;
         }
       }
       Template::Node n;
@@ -649,10 +817,64 @@ class Parser {
       n.pipe = ParsePipeline("command", false);
       list.push_back(std::move(n));
     }
+    --list_depth_;
     return list;
   }
 
-  Template::Node ParseControl(const std::string& keyword) {
+  // The quoted name after {{define}}, {{template}} or {{block}}.
+  std::string TemplateName(const std::string& context) {
+    if (tokens_.size() < 2 || tokens_[1].type != Tok::kString)
+      Fail(tokens_[1].pos, "unexpected " + Describe(tokens_[1]) + " in " + context);
+    return tokens_[1].value;
+  }
+
+  // A {{define}} or {{block}} body up to its {{end}}: its own variables, outside any range.
+  std::vector<Template::Node> ParseBody(const std::string& context) {
+    auto vars = std::move(vars_);
+    vars_ = {"$"};
+    int range_depth = std::exchange(range_depth_, 0);
+    int list_depth = std::exchange(list_depth_, 1);
+    std::string stop;
+    auto body = ParseList(stop);
+    if (stop.empty()) Fail(text_.size(), "unexpected EOF");
+    if (stop != "end") Fail(stop_pos_, "unexpected {{" + stop + "}} in " + context);
+    if (tokens_.size() != 2) Fail(tokens_[1].pos, "unexpected " + Describe(tokens_[1]) + " in end");
+    vars_ = std::move(vars);
+    range_depth_ = range_depth;
+    list_depth_ = list_depth;
+    return body;
+  }
+
+  // Go's IsEmptyTree: only whitespace text.
+  static bool EmptyTree(const std::vector<Template::Node>& list) {
+    for (const auto& n : list) {
+      if (n.kind != Template::Node::Kind::kText) return false;
+      for (char c : n.text)
+        if (!IsSpace(c)) return false;
+    }
+    return true;
+  }
+
+  // A second non-empty body for one name is an error; an empty one never replaces a body.
+  void AddDefinition(const std::string& name, std::vector<Template::Node> body, std::size_t pos) {
+    auto it = std::find_if(defines_.begin(), defines_.end(), [&](const auto& d) { return d.text == name; });
+    bool empty = EmptyTree(body);
+    if (it != defines_.end() && !EmptyTree(it->list)) {
+      if (!empty) Fail(pos, "template: multiple definition of template " + GoQuote(name));
+      return;
+    }
+    Template::Node d;
+    d.kind = Template::Node::Kind::kDefine;
+    d.text = name;
+    d.list = std::move(body);
+    if (it != defines_.end()) {
+      *it = std::move(d);
+    } else {
+      defines_.push_back(std::move(d));
+    }
+  }
+
+  Template::Node ParseControl(std::string keyword) {
     Template::Node n;
     n.kind = keyword == "if"     ? Template::Node::Kind::kIf
              : keyword == "with" ? Template::Node::Kind::kWith
@@ -661,12 +883,16 @@ class Parser {
     ti_ = 1;
     n.pipe = ParsePipeline(keyword, keyword == "range");
     std::string stop;
+    if (keyword == "range") ++range_depth_;
     n.list = ParseList(stop);
+    if (keyword == "range") --range_depth_;
     if (stop.empty()) Fail(text_.size(), "unexpected EOF");
     if (stop == "else") {
-      // `{{else if ...}}` / `{{else with ...}}` nest as a single control node in the else list.
+      // `{{else if ...}}` nests as a single control node in the else list.
+      if (keyword != "if" && tokens_.size() > 2 && tokens_[1].type == Tok::kIdent && tokens_[1].text == "if")
+        Fail(tokens_[1].pos, "unexpected <if> in input");  // Go 1.19: else-if chains only follow an if
       if (tokens_.size() > 2 && tokens_[1].type == Tok::kIdent &&
-          (tokens_[1].text == "if" || (tokens_[1].text == "with" && keyword == "with"))) {
+          tokens_[1].text == "if") {  // Go 1.19 has no {{else with}}
         std::string inner = tokens_[1].text;
         tokens_.erase(tokens_.begin());
         n.else_list.push_back(ParseControl(inner));
@@ -688,6 +914,11 @@ class Parser {
 
   std::string Describe(const Token& t) const {
     if (t.type == Tok::kEnd) return "<end of action>";
+    static const char* kKeywords[] = {"block", "break", "continue", "define",   "else", "end",
+                                      "if",    "range", "nil",      "template", "with"};
+    if (t.type == Tok::kIdent)
+      for (const char* k : kKeywords)
+        if (t.text == k) return "<" + t.text + ">";
     return "\"" + t.text + "\"";
   }
 
@@ -996,6 +1227,9 @@ class Parser {
   std::size_t ti_ = 0;
   std::size_t stop_pos_ = 0;
   std::vector<std::string> vars_;
+  int range_depth_ = 0;  // {{break}} and {{continue}} are allowed inside a range
+  int list_depth_ = 0;   // 1: the top level, where {{define}} may appear
+  std::vector<Template::Node> defines_;
 };
 
 // ---------------------------------------------------------------- execution
@@ -1190,10 +1424,18 @@ bool LooksLikeIp(const std::string& s) {
   return dots == 3;
 }
 
+struct BreakSignal {};
+struct ContinueSignal {};
+constexpr int kMaxTemplateDepth = 100;
+
 class Executor {
  public:
-  Executor(const std::string& name, const std::string& text, const TemplateData& data)
-      : name_(name), text_(text), data_(data) {}
+  Executor(const std::string& name, const std::string& text, const TemplateData& data,
+           const Template::Node& root)
+      : name_(name), text_(text), data_(data), root_(root), current_(name) {}
+
+  // The template executing when an error was raised ({{template}} changes it).
+  const std::string& current() const { return current_; }
 
   std::string Run(const std::vector<Template::Node>& list) {
     Value dot;
@@ -1255,27 +1497,66 @@ class Executor {
             vars_.push_back({decl[0], key});
             vars_.push_back({decl[1], elem});
           }
-          Walk(n.list, elem);
+          try {
+            Walk(n.list, elem);
+          } catch (const ContinueSignal&) {
+          }
           vars_.resize(inner);
         };
         std::size_t count = 0;
-        if (v.kind == Value::Kind::kMap) {
-          for (const auto& [k, val] : *v.map) one(Value::String(k), Value::String(val)), ++count;
-        } else if (v.kind == Value::Kind::kSamples) {
-          for (std::size_t i = 0; i < v.samples->size(); ++i) {
-            Value s;
-            s.kind = Value::Kind::kSample;
-            s.sample = std::make_shared<const TemplateSample>((*v.samples)[i]);
-            one(Value::Int(std::int64_t(i)), s);
-            ++count;
+        try {
+          if (v.kind == Value::Kind::kMap) {
+            for (const auto& [k, val] : *v.map) one(Value::String(k), Value::String(val)), ++count;
+          } else if (v.kind == Value::Kind::kArgs) {
+            for (const auto& [k, val] : *v.args) one(Value::String(k), val), ++count;
+          } else if (v.kind == Value::Kind::kSamples) {
+            for (std::size_t i = 0; i < v.samples->size(); ++i) {
+              Value s;
+              s.kind = Value::Kind::kSample;
+              s.sample = std::make_shared<const TemplateSample>((*v.samples)[i]);
+              one(Value::Int(std::int64_t(i)), s);
+              ++count;
+            }
+          } else if (v.kind != Value::Kind::kNil) {
+            Throw(n.pipe.pos, n.pipe.src, "range can't iterate over " + Print(v));
           }
-        } else if (v.kind != Value::Kind::kNil) {
-          Throw(n.pipe.pos, n.pipe.src, "range can't iterate over " + Print(v));
+        } catch (const BreakSignal&) {
+          vars_.resize(mark);
+          return;
         }
         // Declared variables stay visible in the else branch only as Go leaves them: unset.
         for (const auto& d : decl) vars_.push_back({d, Value()});
         if (count == 0) Walk(n.else_list, dot);
         vars_.resize(mark);
+        return;
+      }
+      case Template::Node::Kind::kBreak: throw BreakSignal{};
+      case Template::Node::Kind::kContinue: throw ContinueSignal{};
+      case Template::Node::Kind::kDefine: return;
+      case Template::Node::Kind::kTemplate: {
+        std::string ctx = "{{template " + GoQuote(n.text) + (n.has_pipe ? " " + n.pipe.src : "") + "}}";
+        const std::vector<Template::Node>* body = nullptr;
+        if (n.text == name_ && !root_.list.empty()) body = &root_.list;
+        for (const auto& d : root_.defines)
+          if (!body && d.text == n.text) body = &d.list;
+        if (!body) Throw(n.pos, ctx, "template " + GoQuote(n.text) + " not defined");
+        // Go allows 100000 nested calls; native frames are larger than Go's growable stacks.
+        if (depth_ == kMaxTemplateDepth)
+          Throw(n.pos, ctx, "exceeded maximum template depth (" + std::to_string(kMaxTemplateDepth) + ")");
+        Value called;
+        if (n.has_pipe) {
+          std::size_t mark = vars_.size();
+          called = EvalPipeline(n.pipe, dot);
+          vars_.resize(mark);
+        }
+        auto vars = std::move(vars_);
+        vars_ = {{"$", called}};
+        std::string caller = std::exchange(current_, n.text);
+        ++depth_;
+        Walk(*body, called);
+        --depth_;
+        current_ = std::move(caller);
+        vars_ = std::move(vars);
         return;
       }
     }
@@ -1318,6 +1599,11 @@ class Executor {
         }
         return Value::String("");
       }
+      case Value::Kind::kArgs:
+        for (const auto& [k, v] : *receiver.args) {
+          if (k == field) return v;
+        }
+        return Value();
       case Value::Kind::kData:
         if (field == "Labels") return Value::Map(receiver.data->labels);
         if (field == "ExternalLabels") return Value::Map(receiver.data->external_labels);
@@ -1469,6 +1755,7 @@ class Executor {
       Value v = arg(0, Param::kAny);
       if (v.kind == Value::Kind::kString) return Value::Int(std::int64_t(v.s.size()));
       if (v.kind == Value::Kind::kMap) return Value::Int(std::int64_t(v.map->size()));
+      if (v.kind == Value::Kind::kArgs) return Value::Int(std::int64_t(v.args->size()));
       if (v.kind == Value::Kind::kSamples) return Value::Int(std::int64_t(v.samples->size()));
       fail("len of type " + TypeName(v));
     }
@@ -1477,12 +1764,17 @@ class Executor {
       Value v = arg(0, Param::kAny);
       for (std::size_t i = 1; i < nargs; ++i) {
         Value k = arg(i, Param::kAny);
-        if (v.kind == Value::Kind::kMap) {
+        if (v.kind == Value::Kind::kMap || v.kind == Value::Kind::kArgs) {
           if (k.kind != Value::Kind::kString) fail("value has type " + TypeName(k) + "; should be string");
           v = Field(v, k.s, cmd.pos, ctx);
-        } else if (v.kind == Value::Kind::kSamples && k.kind == Value::Kind::kInt) {
-          if (k.i < 0 || k.i >= std::int64_t(v.samples->size())) {
-            fail("index out of range: " + std::to_string(k.i));
+        } else if (v.kind == Value::Kind::kSamples || v.kind == Value::Kind::kString) {
+          if (k.kind == Value::Kind::kNil) fail("cannot index slice/array with nil");
+          if (k.kind != Value::Kind::kInt) fail("cannot index slice/array with type " + TypeName(k));
+          std::size_t len = v.kind == Value::Kind::kString ? v.s.size() : v.samples->size();
+          if (k.i < 0 || k.i >= std::int64_t(len)) fail("index out of range: " + std::to_string(k.i));
+          if (v.kind == Value::Kind::kString) {
+            v = Value::Int(static_cast<unsigned char>(v.s[std::size_t(k.i)]));
+            continue;
           }
           Value s;
           s.kind = Value::Kind::kSample;
@@ -1537,9 +1829,51 @@ class Executor {
       return Value::Bool(c == 1 || c == 0);
     }
     if (name == "urlquery") return Value::String(QueryEscape(GoSprint(all(), false)));
-    if (name == "html" || name == "js" || name == "slice" || name == "call" || name == "args" ||
-        name == "tmpl") {
-      fail("not supported by this engine");
+    if (name == "html") return Value::String(HtmlEscape(GoSprint(all(), false)));
+    if (name == "js") return Value::String(JsEscape(GoSprint(all(), false)));
+    if (name == "args") {
+      std::vector<std::pair<std::string, Value>> m;
+      for (std::size_t i = 0; i < nargs; ++i) m.emplace_back("arg" + std::to_string(i), arg(i, Param::kAny));
+      std::sort(m.begin(), m.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      Value v;
+      v.kind = Value::Kind::kArgs;
+      v.args = std::make_shared<const std::vector<std::pair<std::string, Value>>>(std::move(m));
+      return v;
+    }
+    if (name == "call") {
+      if (nargs < 1) Throw(cmd.pos, ctx, "wrong number of args for call: want at least 1 got 0");
+      Value f = arg(0, Param::kAny);
+      // No value a rule template can reach is a function.
+      if (f.kind == Value::Kind::kNil) fail("call of nil");
+      fail("non-function of type " + TypeName(f));
+    }
+    if (name == "slice") {
+      if (nargs < 1) Throw(cmd.pos, ctx, "wrong number of args for slice: want at least 1 got 0");
+      Value v = arg(0, Param::kAny);
+      if (v.kind == Value::Kind::kNil) fail("slice of untyped nil");
+      if (nargs > 4) fail("too many slice indexes: " + std::to_string(nargs - 1));
+      if (v.kind != Value::Kind::kString && v.kind != Value::Kind::kSamples)
+        fail("can't slice item of type " + TypeName(v));
+      if (v.kind == Value::Kind::kString && nargs == 4) fail("cannot 3-index slice a string");
+      std::int64_t len =
+          v.kind == Value::Kind::kString ? std::int64_t(v.s.size()) : std::int64_t(v.samples->size());
+      std::int64_t idx[3] = {0, len, len};
+      for (std::size_t i = 1; i < nargs; ++i) {
+        Value k = arg(i, Param::kAny);
+        if (k.kind == Value::Kind::kNil) fail("cannot index slice/array with nil");
+        if (k.kind != Value::Kind::kInt) fail("cannot index slice/array with type " + TypeName(k));
+        if (k.i < 0 || k.i > len) fail("index out of range: " + std::to_string(k.i));
+        idx[i - 1] = k.i;
+      }
+      if (idx[0] > idx[1])
+        fail("invalid slice index: " + std::to_string(idx[0]) + " > " + std::to_string(idx[1]));
+      if (nargs == 4 && idx[1] > idx[2])
+        fail("invalid slice index: " + std::to_string(idx[1]) + " > " + std::to_string(idx[2]));
+      if (v.kind == Value::Kind::kString)
+        return Value::String(v.s.substr(std::size_t(idx[0]), std::size_t(idx[1] - idx[0])));
+      v.samples = std::make_shared<const std::vector<TemplateSample>>(v.samples->begin() + idx[0],
+                                                                      v.samples->begin() + idx[1]);
+      return v;
     }
     if (name == "humanize" || name == "humanize1024" || name == "humanizeDuration" ||
         name == "humanizePercentage" || name == "humanizeTimestamp" || name == "toTime") {
@@ -1570,14 +1904,7 @@ class Executor {
       std::string s = arg(0, Param::kString).s;
       if (name == "toUpper") std::transform(s.begin(), s.end(), s.begin(), ::toupper);
       if (name == "toLower") std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-      if (name == "title") {
-        bool start = true;
-        for (char& c : s) {
-          unsigned char u = static_cast<unsigned char>(c);
-          if (start && std::islower(u)) c = char(std::toupper(u));
-          start = !(std::isalnum(u) || c == '_' || u >= 0x80);
-        }
-      }
+      if (name == "title") s = GoTitle(s);
       if (name == "stripPort" || name == "stripDomain") {
         if (s.empty()) return Value::String("");
         std::string host, port;
@@ -1674,6 +2001,9 @@ class Executor {
   const std::string& name_;
   const std::string& text_;
   const TemplateData& data_;
+  const Template::Node& root_;
+  std::string current_;
+  int depth_ = 0;
   std::vector<std::pair<std::string, Value>> vars_;
   std::string out_;
   std::size_t steps_ = 0;
@@ -1693,6 +2023,7 @@ std::variant<Template, std::string> Template::Parse(std::string_view name, std::
     Parser p(t.name_, t.text_);
     auto root = std::make_shared<Node>();
     root->list = p.ParseAll();
+    root->defines = p.TakeDefines();
     t.root_ = std::move(root);
   } catch (const ParseError& e) {
     return e.message;
@@ -1701,35 +2032,42 @@ std::variant<Template, std::string> Template::Parse(std::string_view name, std::
 }
 
 std::variant<std::string, std::string> Template::Execute(const TemplateData& data) const {
-  Executor ex(name_, text_, data);
+  Executor ex(name_, text_, data, *root_);
   try {
     return std::variant<std::string, std::string>(std::in_place_index<0>, ex.Run(root_->list));
   } catch (const ExecError& e) {
     return std::variant<std::string, std::string>(
-        std::in_place_index<1>, "template: " + ex.Location(e.pos) + ": executing " + GoQuote(name_) +
+        std::in_place_index<1>, "template: " + ex.Location(e.pos) + ": executing " + GoQuote(ex.current()) +
                                     " at <" + e.context + ">: " + e.message);
   }
 }
 
-std::string ExpandAlertTemplate(std::string_view rule_name, std::string_view text, const TemplateData& data) {
-  std::string name = "__alert_" + std::string(rule_name);
-  std::string full = std::string(kAlertPrelude) + std::string(text);
-  auto parsed = Template::Parse(name, full);
+AlertTemplate::AlertTemplate(std::string_view rule_name, std::string_view text)
+    : name_("__alert_" + std::string(rule_name)) {
+  auto parsed = Template::Parse(name_, std::string(kAlertPrelude) + std::string(text));
   if (auto* e = std::get_if<std::string>(&parsed)) {
-    return "<error expanding template: error parsing template " + name + ": " + *e + ">";
+    parse_error_ = std::move(*e);
+  } else {
+    template_ = std::get<Template>(std::move(parsed));
   }
-  auto result = std::get<Template>(parsed).Execute(data);
+}
+
+std::string AlertTemplate::Expand(const TemplateData& data) const {
+  if (parse_error_)
+    return "<error expanding template: error parsing template " + name_ + ": " + *parse_error_ + ">";
+  auto result = template_->Execute(data);
   if (result.index() == 1) {
-    return "<error expanding template: error executing template " + name + ": " + std::get<1>(result) + ">";
+    return "<error expanding template: error executing template " + name_ + ": " + std::get<1>(result) + ">";
   }
   return std::get<0>(std::move(result));
 }
 
+std::string ExpandAlertTemplate(std::string_view rule_name, std::string_view text, const TemplateData& data) {
+  return AlertTemplate(rule_name, text).Expand(data);
+}
+
 std::optional<std::string> CheckAlertTemplate(std::string_view rule_name, std::string_view text) {
-  std::string name = "__alert_" + std::string(rule_name);
-  auto parsed = Template::Parse(name, std::string(kAlertPrelude) + std::string(text));
-  if (auto* e = std::get_if<std::string>(&parsed)) return *e;
-  return std::nullopt;
+  return AlertTemplate(rule_name, text).parse_error();
 }
 
 }  // namespace runbook::rules

@@ -50,6 +50,22 @@ class Template {
   std::shared_ptr<const Node> root_;
 };
 
+// One label or annotation template of an alerting rule, parsed once (when the rule is loaded) and
+// expanded for every alert at every evaluation. Immutable; Expand may run concurrently.
+class AlertTemplate {
+ public:
+  AlertTemplate(std::string_view rule_name, std::string_view text);
+  // Prometheus' expansion; a parse error is reported here as Prometheus reports it at run time.
+  std::string Expand(const TemplateData& data) const;
+  // The parse error (promtool check rules' message), if any.
+  const std::optional<std::string>& parse_error() const { return parse_error_; }
+
+ private:
+  std::string name_;
+  std::optional<Template> template_;
+  std::optional<std::string> parse_error_;
+};
+
 // Prometheus' alert template expansion: prepends the $labels/$externalLabels/$externalURL/$value
 // definitions, expands, and on failure returns `<error expanding template: ...>`.
 std::string ExpandAlertTemplate(std::string_view rule_name, std::string_view text, const TemplateData& data);

@@ -21,6 +21,13 @@ inline void SortLabels(Labels& labels) {
                labels.end());
 }
 
+// Prometheus' canonical form of a series' labels: SortLabels without empty values (`{a=""}` is
+// the absence of `a`). Series notation, MemoryStorage and SeriesStore store labels this way.
+inline void CanonicalLabels(Labels& labels) {
+  SortLabels(labels);
+  std::erase_if(labels, [](const auto& l) { return l.second.empty(); });
+}
+
 // The value of `name`, or empty when absent (Prometheus treats both alike).
 inline std::string_view LabelValue(const Labels& labels, std::string_view name) {
   for (const auto& [n, v] : labels) {

@@ -202,9 +202,24 @@ class RuleManager {
   // its state and schedule; a changed group takes the alert state of rules with the same name
   // and labels. Loads the state file on the first call.
   void Update(std::vector<GroupDef> groups, TimestampMs now);
+  // Replaces the options (external labels and URL, intervals, resend delay, state file...) and
+  // keeps every group's alert state: a reload changing them loses nothing. Groups on the default
+  // interval are rescheduled from `now` when it changes. A new state file is written from the next
+  // evaluation on (it is read only at the first Update).
+  void SetOptions(ManagerOptions options, TimestampMs now);
   // Evaluates every group whose slot is due at or before `now` (missed slots are skipped, as in
-  // Prometheus); returns the earliest next evaluation time. Persists state if configured.
+  // Prometheus); returns the earliest next evaluation time. Persists state if configured: the
+  // file is rewritten only when the saved state changed (or the file changed); saved state of
+  // rules no longer loaded is dropped once every group has been restored.
   TimestampMs EvalDue(TimestampMs now);
+
+  // State-file health for self-metrics. A failure is logged once when writes start failing and
+  // once when they recover.
+  struct StateFileStats {
+    std::uint64_t write_failures = 0;
+    TimestampMs last_success = kNoTime;  // last successful write (or unchanged state), Unix ms
+  };
+  StateFileStats StateFile() const;
 
   std::vector<GroupStatus> Groups() const;
   std::vector<promql::Sample> AlertSeries() const;

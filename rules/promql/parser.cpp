@@ -1094,6 +1094,7 @@ std::variant<SeriesDesc, Error> ParseSeriesDesc(std::string_view text) {
   auto metric = ParseMetric(text.substr(0, split));
   if (auto* err = std::get_if<Error>(&metric)) return *err;
   desc.metric = std::get<Labels>(metric);
+  CanonicalLabels(desc.metric);
   size_t pos = split;
   auto fail = [&](size_t at, std::string message) {
     return MakeError(text, static_cast<int>(at), std::move(message));

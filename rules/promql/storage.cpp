@@ -25,7 +25,7 @@ MemoryStorage::MemoryStorage() : impl_(std::make_unique<Impl>()) {}
 MemoryStorage::~MemoryStorage() = default;
 
 void MemoryStorage::Append(Labels metric, TimestampMs t, double v) {
-  SortLabels(metric);
+  CanonicalLabels(metric);
   auto& points = impl_->series[std::move(metric)];
   if (!points.empty() && points.back().t == t) {
     points.back().v = v;

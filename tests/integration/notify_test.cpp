@@ -538,3 +538,45 @@ TEST_CASE(
   REQUIRE_MESSAGE(has(hits, "resolved"), exp.Log());
   fs::remove_all(dir);
 }
+
+TEST_CASE("a reload changing the external labels keeps a firing alert: its resolution is still notified") {
+  TestReceiver rx;
+  auto dir = TempDir("rules-reload");
+  std::ofstream(dir / "stack.rules.yml")
+      << "groups:\n  - name: stack\n    interval: 1s\n    rules:\n"
+         "      - alert: PrimaryUp\n        expr: pg_up{target=\"primary\"} == 1\n";
+  auto config = [&](const std::string& site, bool with_target) {
+    return "global: {interval: 1s, timeout: 800ms}\nrules:\n  files: [" + (dir / "stack.rules.yml").string() +
+           "]\n  external_labels: {site: " + site +
+           "}\nalerting:\n  outbox: {dir: " + (dir / "outbox").string() + "}\n  receivers:\n" + Receiver(rx) +
+           "  route: {receiver: hook, group_by: [alertname], group_wait: 1s, group_interval: "
+           "1s}\ntargets:\n" +
+           (with_target ? "  postgres:\n" + PgTarget("primary", Stack::Get().Port("PG_PRIMARY_PORT"))
+                        : std::string("  postgres: []\n"));
+  };
+  Exporter exp(config("lab", true));
+  // The alert with the new external labels is another alert for the receiver's group, which
+  // still holds the old one as firing: the resolution comes in a "firing" group message.
+  auto has = [](const std::vector<TestReceiver::Hit>& hits, const std::string& status) {
+    for (const auto& h : hits) {
+      auto body = json::parse(h.body);
+      for (const auto& a : body["alerts"])
+        if (a["status"] == status && a["labels"]["alertname"] == "PrimaryUp") return true;
+    }
+    return false;
+  };
+  auto hits = rx.WaitFor([&](const auto& h) { return has(h, "firing"); }, 20s);
+  REQUIRE_MESSAGE(has(hits, "firing"), exp.Log());
+  // One reload changes the external labels and removes the target: the alert resolves at the next
+  // evaluation, which must still know it was firing.
+  exp.WriteConfig(config("lab2", false));
+  REQUIRE(Http("POST", exp.url("/-/reload")).status == 200);
+  hits = rx.WaitFor([&](const auto& h) { return has(h, "resolved"); }, 20s);
+  REQUIRE_MESSAGE(has(hits, "resolved"), exp.Log());
+  for (const auto& h : hits) {
+    auto body = json::parse(h.body);
+    for (const auto& a : body["alerts"])
+      if (a["status"] == "resolved") CHECK(a["labels"]["site"] == "lab2");
+  }
+  fs::remove_all(dir);
+}

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "harness.h"
 
@@ -125,6 +126,52 @@ TEST_CASE(
   REQUIRE(Http("POST", exp.url("/-/reload")).status == 200);
   m = exp.WaitFor([&](const Scrape& s) { return !firing(s); }, 10s);
   CHECK_FALSE(m.Has("ALERTS", {{"alertname", "PrimaryUp"}}));
+}
+
+TEST_CASE(
+    "rule engine: a reload changing external labels, interval and state file keeps a pending alert's "
+    "activeAt") {
+  RuleDir rd;
+  auto rule_file = rd.Write("stack.rules.yml", kRules);
+  std::string cfg = Config(rule_file);
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto at = cfg.find(from);
+    REQUIRE(at != std::string::npos);
+    cfg.replace(at, from.size(), to);
+  };
+  // The state file cannot be written at first (its directory is missing).
+  replace("evaluation_interval: 1s",
+          "evaluation_interval: 1s\n  state_file: " + (rd.dir / "missing" / "state.json").string());
+  Exporter exp(cfg);
+  auto active_at = [&]() -> std::string {
+    auto alerts = GetJson(exp, "/api/v1/alerts");
+    for (const auto& a : alerts["data"]["alerts"])
+      if (a["labels"]["alertname"] == "UpForAnHour" && a["state"] == "pending") return a["activeAt"];
+    return "";
+  };
+  std::string before;
+  for (auto deadline = std::chrono::steady_clock::now() + 15s;
+       before.empty() && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(100ms))
+    before = active_at();
+  REQUIRE_MESSAGE(!before.empty(), GetJson(exp, "/api/v1/alerts").dump() << exp.Log());
+  CHECK(exp.Metrics().Value("runbook_exporter_rule_state_file_write_failures_total") >= 1);
+  CHECK_FALSE(exp.Metrics().Has("runbook_exporter_rule_state_file_last_success_timestamp_seconds"));
+  CHECK(exp.Log().find("rule state file " + (rd.dir / "missing" / "state.json").string()) !=
+        std::string::npos);
+  replace("missing/state.json", "state.json");
+  replace("site: lab", "site: lab2");
+  replace("evaluation_interval: 1s", "evaluation_interval: 2s");
+  exp.WriteConfig(cfg);
+  REQUIRE(Http("POST", exp.url("/-/reload")).status == 200);
+  // Evaluated again after the reload (ALERTS_FOR_STATE keeps the same activeAt too).
+  auto evals = exp.Metrics().Value("prometheus_rule_evaluations_total");
+  exp.WaitFor([&](const Scrape& s) { return s.Value("prometheus_rule_evaluations_total") > evals + 1; }, 15s);
+  CHECK(active_at() == before);
+  CHECK(exp.Metrics().Value("runbook_exporter_rule_state_file_last_success_timestamp_seconds") > 0);
+  CHECK(fs::exists(rd.dir / "state.json"));
+  auto rules = GetJson(exp, "/api/v1/rules");
+  CHECK(rules["data"]["groups"][0]["rules"][1]["alerts"][0]["annotations"]["summary"] ==
+        "primary up=1 ext=lab2");
 }
 
 TEST_CASE("rule engine: --check-config validates the rule files too") {

@@ -253,6 +253,22 @@ TEST_CASE("promql ParseSeriesDesc expands promtool's notation") {
   CHECK(std::holds_alternative<pq::Error>(pq::ParseSeriesDesc("metric 1+2")));
 }
 
+TEST_CASE("promql ParseSeriesDesc and MemoryStorage drop empty-valued labels") {
+  auto r = pq::ParseSeriesDesc("metric{a=\"\", b=\"2\"} 1 2");
+  REQUIRE(std::holds_alternative<pq::SeriesDesc>(r));
+  CHECK(std::get<pq::SeriesDesc>(r).metric == runbook::Labels{{"__name__", "metric"}, {"b", "2"}});
+  pq::MemoryStorage storage;
+  storage.Append({{"__name__", "metric"}, {"a", ""}, {"b", "2"}}, 0, 1);
+  storage.Append({{"__name__", "metric"}, {"b", "2"}}, 1000, 2);
+  std::vector<runbook::Labels> seen;
+  storage.Select({}, 0, 2000, [&](const runbook::Labels& m, std::span<const pq::Point> pts) {
+    seen.push_back(m);
+    CHECK(pts.size() == 2);
+  });
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == runbook::Labels{{"__name__", "metric"}, {"b", "2"}});
+}
+
 TEST_CASE("promql ParseMetric") {
   auto r = pq::ParseMetric("ALERTS{alertname=\"X\", severity='page'}");
   REQUIRE(std::holds_alternative<runbook::Labels>(r));

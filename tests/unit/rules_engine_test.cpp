@@ -1,10 +1,15 @@
 // Alert state machine, groups and manager on a fake clock: evaluation times are passed in and the
 // query is a seam returning scripted vectors (SEMANTICS.md §1.3–1.6 give the expected timings).
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "runbook/rules.h"
 
@@ -318,5 +323,129 @@ TEST_CASE("rules: with the default grace period a restart resumes `for` and re-f
   TimestampMs restarted = m.Groups()[0].last_evaluation;
   while (state(0).state != AlertState::kFiring) m.EvalDue(t += kSec);
   CHECK(state(0).fired_at - restarted <= 50 * kSec);  // about 40 s left, not 2 minutes
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("rules: new options (external labels, interval) keep pending activeAt and resolved notifications") {
+  Fixture f;
+  f.Set({{"a", 50}});
+  RuleManager m(f.opts);
+  GroupDef g = Group({Alerting("Pend", "lab_gauge > 10", 10 * kMin), Alerting("Fire", "lab_gauge > 10", 0)});
+  m.Update({g}, 0);
+  TimestampMs t = 0;
+  for (; t <= kMin; t += kSec) m.EvalDue(f.now = t);
+  auto rule = [&](int i) { return m.Groups().at(0).rules.at(i); };
+  TimestampMs pending_since = rule(0).alerts.at(0).active_at;
+  REQUIRE(rule(1).alerts.at(0).state == AlertState::kFiring);
+  // A reload: external labels, URL and the default interval change, the rules do not.
+  ManagerOptions next = f.opts;
+  next.external_labels = {{"monitor", "lab2"}};
+  next.external_url = "http://prom2:9090";
+  next.default_interval_ms = 2 * kSec;
+  m.SetOptions(next, t);
+  m.Update({g}, t);
+  CHECK(rule(0).alerts.at(0).active_at == pending_since);
+  CHECK(rule(0).alerts.at(0).state == AlertState::kPending);
+  CHECK(rule(1).alerts.at(0).state == AlertState::kFiring);
+  CHECK(m.Groups()[0].interval_ms == 2 * kSec);
+  TimestampMs reloaded = t;
+  auto evaluations = m.Groups()[0].evaluations;
+  for (; t < reloaded + 10 * kSec; t += kSec) m.EvalDue(f.now = t);
+  CHECK(m.Groups()[0].evaluations - evaluations == 5);  // rescheduled on the new 2 s interval
+  CHECK(rule(0).alerts.at(0).active_at == pending_since);
+  // The condition goes away: the alert that fired before the reload is sent resolved.
+  f.sent.clear();
+  f.Set({});
+  for (TimestampMs end = t + 5 * kSec; t <= end; t += kSec) m.EvalDue(f.now = t);
+  REQUIRE(f.sent.size() == 1);
+  const Alert& resolved = f.sent[0].second;
+  CHECK(LabelValue(resolved.labels, "alertname") == "Fire");
+  CHECK(LabelValue(resolved.labels, "monitor") == "lab2");
+  CHECK(resolved.ends_at <= f.sent[0].first);
+  CHECK(resolved.generator_url.rfind("http://prom2:9090/graph", 0) == 0);
+  CHECK(rule(0).alerts.empty());
+}
+
+namespace {
+
+std::string ReadAll(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("rules: state file write failures are counted, logged once, and recovery is logged once") {
+  auto dir = std::filesystem::temp_directory_path() / ("rules_state_ro_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  Fixture f;
+  f.Set({{"a", 50}});
+  f.opts.state_file = (dir / "missing" / "state.json").string();
+  RuleManager m(f.opts);
+  GroupDef g = Group({Alerting("A", "lab_gauge > 10", 10 * kMin)});
+  g.interval_ms = 10 * kSec;
+  m.Update({g}, 0);
+  TimestampMs t = 0;
+  for (; t <= kMin; t += kSec) m.EvalDue(t);
+  auto stats = m.StateFile();
+  CHECK(stats.write_failures >= 6);
+  CHECK(stats.last_success == kNoTime);
+  // The directory appears: the next round writes and says so.
+  std::filesystem::create_directories(dir / "missing");
+  for (TimestampMs end = t + 10 * kSec; t <= end; t += kSec) m.EvalDue(t);
+  spdlog::set_default_logger(previous);
+  CHECK(m.StateFile().write_failures == stats.write_failures);
+  CHECK(m.StateFile().last_success > kMin);
+  CHECK(std::filesystem::exists(dir / "missing" / "state.json"));
+  auto text = log.str();
+  auto count = [&](const std::string& needle) {
+    int n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+    return n;
+  };
+  CHECK_MESSAGE(count("cannot create " + f.opts.state_file + ".tmp") == 1, text);
+  CHECK_MESSAGE(count("writing again") == 1, text);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("rules: the state file drops rules no longer loaded and is not rewritten while nothing is active") {
+  auto path =
+      std::filesystem::temp_directory_path() / ("rules_state_drop_" + std::to_string(::getpid()) + ".json");
+  std::filesystem::remove(path);
+  Fixture f;
+  f.opts.state_file = path.string();
+  f.Set({{"a", 50}});
+  GroupDef both =
+      Group({Alerting("Kept", "lab_gauge > 10", 10 * kMin), Alerting("Gone", "lab_gauge > 10", 10 * kMin)});
+  both.interval_ms = 10 * kSec;
+  TimestampMs t = 0;
+  {
+    RuleManager m(f.opts);
+    m.Update({both}, 0);
+    for (; t <= kMin; t += kSec) m.EvalDue(t);
+  }
+  REQUIRE(ReadAll(path).find("Gone") != std::string::npos);
+  // Restarted with one rule of the two: once restored, the other's saved state is dropped.
+  GroupDef one = both;
+  one.rules.pop_back();
+  RuleManager m(f.opts);
+  m.Update({one}, t);
+  for (TimestampMs end = t + 30 * kSec; t <= end; t += kSec) m.EvalDue(t);
+  auto text = ReadAll(path);
+  CHECK(text.find("Kept") != std::string::npos);
+  CHECK(text.find("Gone") == std::string::npos);
+  // Nothing active: written once with no alerts, then left alone.
+  f.Set({});
+  for (TimestampMs end = t + 20 * kSec; t <= end; t += kSec) m.EvalDue(t);
+  auto empty = nlohmann::json::parse(ReadAll(path));
+  CHECK(empty["rules"].empty());
+  for (TimestampMs end = t + kMin; t <= end; t += kSec) m.EvalDue(t);
+  CHECK(nlohmann::json::parse(ReadAll(path))["saved_at"] == empty["saved_at"]);
+  CHECK(m.StateFile().last_success >= t - 10 * kSec);
   std::filesystem::remove(path);
 }

@@ -176,3 +176,99 @@ TEST_CASE("template: query results feed first/value/label/sortByLabel") {
   CHECK(ExpandAlertTemplate("A", "{{ query \"bad\" }}", d).find("error calling query: parse error") !=
         std::string::npos);
 }
+
+TEST_CASE("template: Go built-ins html, js, urlquery, args, slice, call, index as promtool renders them") {
+  // tests/conformance/promtool_extra/template_functions_test.yml holds the same cases through
+  // `test rules`; these strings are promtool's output.
+  CHECK(Expand("{{ html \"<a href=\\\"x\\\">O'Neil & co</a>\" }}|{{ html 1 \"x\" 2.5 }}") ==
+        "&lt;a href=&#34;x&#34;&gt;O&#39;Neil &amp; co&lt;/a&gt;|1x2.5");
+  CHECK(Expand("{{ js \"it's \\\"q\\\" <x>&y=z \\\\ tab\\t\" }}|{{ \"a=b\" | js }}") ==
+        "it\\'s \\\"q\\\" \\u003Cx\\u003E\\u0026y\\u003Dz \\\\ tab\\u0009|a\\u003Db");
+  CHECK(Expand("{{ urlquery \"a b&c=d/é\" }}") == "a+b%26c%3Dd%2F%C3%A9");
+  CHECK(
+      Expand("{{ args 1 \"two\" 3.5 }}|{{ (args \"x\" \"y\").arg1 }}|{{ len (args 1 2 3) }}|{{ range $k, $v "
+             ":= args \"p\" \"q\" }}{{ $k }}={{ $v }};{{ end }}") ==
+      "map[arg0:1 arg1:two arg2:3.5]|y|3|arg0=p;arg1=q;");
+  CHECK(Expand("{{ slice \"abcdef\" 1 3 }}|{{ slice \"abcdef\" 2 }}|{{ slice \"abc\" }}") == "bc|cdef|abc");
+  CHECK(Expand("{{ index $labels \"instance\" }}|{{ index $labels \"nope\" }}|{{ index \"abc\" 1 }}") ==
+        "h:1||98");
+  CHECK(Expand("{{ print 1 2 \"a\" \"b\" 3 }}|{{ println \"x\" 1 }}|{{ print }}") == "1 2ab3|x 1\n|");
+  CHECK(
+      Expand(
+          "{{ title \"hello wORLD foo-bar élan\" }}|{{ safeHtml \"<i>\" }}|{{ parseDuration \"1h30m\" }}") ==
+      "Hello WORLD Foo-Bar Élan|<i>|5400");
+  const std::string pre =
+      "<error expanding template: error executing template __alert_A: template: __alert_A:1:115: executing "
+      "\"__alert_A\" at <";
+  CHECK(Expand("{{ call \"x\" }}") == pre + "call \"x\">: error calling call: non-function of type string>");
+  CHECK(Expand("{{ call nil }}") == pre + "call nil>: error calling call: call of nil>");
+  CHECK(Expand("{{ slice \"abc\" 2 1 }}") ==
+        pre + "slice \"abc\" 2 1>: error calling slice: invalid slice index: 2 > 1>");
+  CHECK(Expand("{{ slice \"abc\" 5 }}") ==
+        pre + "slice \"abc\" 5>: error calling slice: index out of range: 5>");
+  CHECK(Expand("{{ slice 1 }}") == pre + "slice 1>: error calling slice: can't slice item of type int>");
+  CHECK(Expand("{{ index \"abc\" 7 }}") ==
+        pre + "index \"abc\" 7>: error calling index: index out of range: 7>");
+}
+
+TEST_CASE("template: break, continue, define, template and block as Go's text/template") {
+  TemplateData d = Data(2);
+  d.query = [](std::string_view) -> std::variant<std::vector<TemplateSample>, std::string> {
+    return std::vector<TemplateSample>{{{{"instance", "c"}}, 3},
+                                       {{{"instance", "a"}}, 1},
+                                       {{{"instance", "b"}}, 2},
+                                       {{{"instance", "d"}}, 4}};
+  };
+  auto expand = [&](std::string_view text) { return ExpandAlertTemplate("A", text, d); };
+  CHECK(
+      expand(
+          "{{ range $i, $s := query \"y\" }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ if eq $i 3 }}{{ break "
+          "}}{{ end }}{{ $i }}{{ end }}") == "02");
+  CHECK(expand(
+            "{{ define \"row\" }}[{{ .Labels.instance }}={{ .Value }}]{{ end }}{{ range sortByLabel "
+            "\"instance\" "
+            "(query \"y\") }}{{ template \"row\" . }}{{ end }}|{{ block \"b\" $value }}v={{ . }}{{ end }}|{{ "
+            "template \"nodot\" }}{{ define \"nodot\" }}{{ . }}{{ end }}") ==
+        "[a=1][b=2][c=3][d=4]|v=2|<no value>");
+  // Errors inside a called template name it; promtool's texts.
+  CHECK(expand("{{ define \"bad\" }}{{ .Nope }}{{ end }}{{ template \"bad\" 1 }}") ==
+        "<error expanding template: error executing template __alert_A: template: __alert_A:1:133: executing "
+        "\"bad\" at <.Nope>: can't evaluate field Nope in type int>");
+  CHECK(expand("{{ template \"missing\" }}") ==
+        "<error expanding template: error executing template __alert_A: template: __alert_A:1:124: executing "
+        "\"__alert_A\" at <{{template \"missing\"}}>: template \"missing\" not defined>");
+  // Unbounded recursion stops (Go allows 100000 levels; native stacks allow fewer).
+  CHECK(expand("{{ define \"loop\" }}{{ template \"loop\" . }}{{ end }}{{ template \"loop\" }}") ==
+        "<error expanding template: error executing template __alert_A: template: __alert_A:1:143: executing "
+        "\"loop\" at <{{template \"loop\" .}}>: exceeded maximum template depth (100)>");
+  // Parse errors, as promtool check rules prints them.
+  auto check = [](std::string_view text) { return CheckAlertTemplate("A", text).value_or("ok"); };
+  const std::string at = "template: __alert_A:1: ";
+  CHECK(check("{{ break }}") == at + "{{break}} outside {{range}}");
+  CHECK(check("{{ range $labels }}{{ break 1 }}{{ end }}") == at + "unexpected \"1\" in {{break}}");
+  CHECK(check("{{ range $labels }}{{ else }}{{ continue }}{{ end }}") ==
+        at + "{{continue}} outside {{range}}");
+  CHECK(check("{{ if 1 }}{{ define \"x\" }}{{ end }}{{ end }}") == at + "unexpected <define> in command");
+  CHECK(check("{{ define \"x\" }}a{{ end }}{{ define \"x\" }}b{{ end }}") ==
+        at + "template: multiple definition of template \"x\"");
+  CHECK(check("{{ define \"x\" }}a{{ else }}{{ end }}") == at + "unexpected {{else}} in define clause");
+  CHECK(check("{{ template x }}") == at + "unexpected \"x\" in template clause");
+  CHECK(check("{{ block \"b\" }}{{ end }}") == at + "missing value for block clause");
+  CHECK(check("{{ define \"x\" }}a") == at + "unexpected EOF");
+  CHECK(check("{{ with 1 }}{{ else with 2 }}{{ end }}") == at + "unexpected <with> in else");  // Go 1.19
+  CHECK(check("{{ range $labels }}a{{ else if 1 }}b{{ end }}") == at + "unexpected <if> in input");
+  CHECK(check("{{ tmpl \"x\" }}") == at + "function \"tmpl\" not defined");  // console templates only
+  CHECK(check("{{ define \"x\" }} {{ end }}{{ define \"x\" }}b{{ end }}{{ template \"x\" }}") == "ok");
+}
+
+TEST_CASE("template: a parsed AlertTemplate expands many times and keeps its parse error") {
+  AlertTemplate t("A", "{{ $labels.instance }}={{ $value }}");
+  CHECK_FALSE(t.parse_error());
+  CHECK(t.Expand(Data(1)) == "h:1=1");
+  CHECK(t.Expand(Data(2.5)) == "h:1=2.5");
+  AlertTemplate bad("A", "{{ nosuch }}");
+  REQUIRE(bad.parse_error());
+  CHECK(*bad.parse_error() == "template: __alert_A:1: function \"nosuch\" not defined");
+  CHECK(bad.Expand(Data(1)) ==
+        "<error expanding template: error parsing template __alert_A: " + *bad.parse_error() + ">");
+}

@@ -186,3 +186,21 @@ TEST_CASE("series store: appended rule output is readable at once and compacted 
   store.Compact(6 * kMin + 1);  // nothing newer than 1 min: invisible to any query from now on
   CHECK(store.stats().series == 0);
 }
+
+TEST_CASE("series store: empty-valued labels are dropped on ingest and append ({a=\"\"} is no label a)") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("pg_x", "a", 1, {{"role", ""}})});
+  store.Ingest("a", 2 * kMin, {S("pg_x", "a", 2)});
+  store.Append({{"__name__", "pg_x"}, {"target", "a"}, {"zone", ""}}, 3 * kMin, 3);
+  std::vector<Labels> metrics;
+  std::vector<double> values;
+  store.Select({Eq("__name__", "pg_x")}, 0, 10 * kMin,
+               [&](const Labels& m, std::span<const promql::Point> pts) {
+                 metrics.push_back(m);
+                 for (const auto& p : pts) values.push_back(p.v);
+               });
+  REQUIRE(metrics.size() == 1);  // one series: the empty label did not make a second one
+  CHECK(metrics[0] == Labels{{"__name__", "pg_x"}, {"target", "a"}});
+  CHECK(values.back() == 3);
+  CHECK_FALSE(promql::IsStaleMarker(values.back()));
+}
