@@ -466,8 +466,9 @@ class NotifierImpl final : public Notifier {
     for (const auto& rule : inhibits_) {
       if (!MatchAll(rule.target, target.labels)) continue;
       bool two_sided = MatchAll(rule.source, target.labels);
-      for (const auto& [fp, src] : known_) {
-        if (fp == target_fp || src.ends_at <= now || !MatchAll(rule.source, src.labels)) continue;
+      for (const auto& known : known_) {
+        const auto& src = known.second;  // not a structured binding: clang 14 cannot capture those
+        if (known.first == target_fp || src.ends_at <= now || !MatchAll(rule.source, src.labels)) continue;
         if (two_sided && MatchAll(rule.target, src.labels)) continue;
         bool equal = std::all_of(rule.equal.begin(), rule.equal.end(), [&](const std::string& n) {
           return LabelValue(src.labels, n) == LabelValue(target.labels, n);
