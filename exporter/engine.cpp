@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "app.h"
+#include "exposition.h"
 
 namespace runbook {
 namespace {
@@ -214,15 +215,26 @@ void Engine::OnCollected(const TargetRuntime& target) {
   if (!snap) return;
   std::vector<StoreSample> samples;
   for (const auto& f : snap->families) {
-    for (const auto& m : f.metric) {
-      StoreSample s;
-      s.metric.reserve(m.label.size() + 1);
-      s.metric.emplace_back("__name__", f.name);
-      for (const auto& l : m.label) s.metric.emplace_back(l.name, l.value);
-      s.value = f.type == prometheus::MetricType::Counter ? m.counter.value
-                : f.type == prometheus::MetricType::Gauge ? m.gauge.value
-                                                          : m.untyped.value;
-      samples.push_back(std::move(s));
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      auto add = [&](std::string_view suffix, double value, const std::string* quantile) {
+        StoreSample& s = samples.emplace_back();
+        s.metric.reserve(f.label_names.size() + 2);
+        s.metric.emplace_back("__name__", f.name + std::string(suffix));
+        for (auto j : f.label_order) s.metric.emplace_back(f.label_names[j], f.LabelValue(i, j));
+        if (quantile) s.metric.emplace_back("quantile", *quantile);
+        s.value = value;
+      };
+      if (f.kind != MetricKind::kSummary) {
+        add({}, f.values[i], nullptr);
+        continue;
+      }
+      for (const auto& [q, v] : f.summaries[i].quantiles) {
+        std::string text;
+        AppendQuantile(text, q);
+        add({}, v, &text);
+      }
+      add("_sum", f.values[i], nullptr);
+      add("_count", f.summaries[i].count, nullptr);
     }
   }
   store_.Ingest(name, ToMs(snap->collected_at), samples);

@@ -90,6 +90,21 @@ void AppendSample(std::string& out, const MetricFamily& f, const ClientMetric& m
   AppendTail(out, m);
 }
 
+void AppendHeader(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+  if (!help.empty()) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    AppendEscaped(out, help, false);
+    out += '\n';
+  }
+  out += "# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
 }  // namespace
 
 void AppendSampleValue(std::string& out, double value) {
@@ -104,19 +119,74 @@ void AppendSampleValue(std::string& out, double value) {
   }
 }
 
+void AppendQuantile(std::string& out, double quantile) {
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, quantile);
+  out.append(buf, res.ptr);
+}
+
 void AppendFamilyHeader(std::string& out, const MetricFamily& family) {
-  if (!family.help.empty()) {
-    out += "# HELP ";
-    out += family.name;
-    out += ' ';
-    AppendEscaped(out, family.help, false);
-    out += '\n';
+  AppendHeader(out, family.name, family.help, TypeName(family.type));
+}
+
+void AppendFamilyHeader(std::string& out, const SampleFamily& family) {
+  AppendHeader(out, family.name, family.help,
+               TypeName(family.kind == MetricKind::kCounter   ? MetricType::Counter
+                        : family.kind == MetricKind::kSummary ? MetricType::Summary
+                                                              : MetricType::Gauge));
+}
+
+void AppendFamilySamples(std::string& out, const SampleFamily& f) {
+  std::string labels;  // `a="x",b="y"` of the current series
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    labels.clear();
+    for (auto j : f.label_order) {
+      if (!labels.empty()) labels += ',';
+      labels += f.label_names[j];
+      labels += "=\"";
+      AppendEscaped(labels, f.LabelValue(i, j), true);
+      labels += '"';
+    }
+    auto line = [&](std::string_view suffix, double value) {
+      out += f.name;
+      out += suffix;
+      if (!labels.empty()) {
+        out += '{';
+        out += labels;
+        out += '}';
+      }
+      out += ' ';
+      AppendSampleValue(out, value);
+      out += '\n';
+    };
+    if (f.kind != MetricKind::kSummary) {
+      line({}, f.values[i]);
+      continue;
+    }
+    const SummaryValue& s = f.summaries[i];
+    for (const auto& [q, v] : s.quantiles) {
+      out += f.name;
+      out += '{';
+      out += labels;
+      if (!labels.empty()) out += ',';
+      out += "quantile=\"";
+      AppendQuantile(out, q);
+      out += "\"} ";
+      AppendSampleValue(out, v);
+      out += '\n';
+    }
+    line("_sum", f.values[i]);
+    line("_count", s.count);
   }
-  out += "# TYPE ";
-  out += family.name;
-  out += ' ';
-  out += TypeName(family.type);
-  out += '\n';
+}
+
+std::string RenderExposition(const std::vector<SampleFamily>& families) {
+  std::string out;
+  for (std::size_t k = 0; k < families.size(); ++k) {
+    if (k == 0 || families[k - 1].name != families[k].name) AppendFamilyHeader(out, families[k]);
+    AppendFamilySamples(out, families[k]);
+  }
+  return out;
 }
 
 void AppendFamilySamples(std::string& out, const MetricFamily& f) {

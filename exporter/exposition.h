@@ -9,6 +9,8 @@
 
 #include <prometheus/metric_family.h>
 
+#include "runbook/metric_sink.h"
+
 #include <string>
 #include <vector>
 
@@ -22,5 +24,14 @@ void AppendFamilySamples(std::string& out, const prometheus::MetricFamily& famil
 void AppendSampleValue(std::string& out, double value);
 // Every family, header then samples.
 std::string RenderExposition(const std::vector<prometheus::MetricFamily>& families);
+// A summary's quantile label value, as client_golang writes it: the shortest form ("99.9").
+void AppendQuantile(std::string& out, double quantile);
+
+// The same for the sink's families. A summary's series is written as client_golang writes it:
+// the quantiles (label `quantile` last), then _sum, then _count. Families of one name that follow
+// each other (MergeFamilies) share one header.
+void AppendFamilyHeader(std::string& out, const SampleFamily& family);
+void AppendFamilySamples(std::string& out, const SampleFamily& family);
+std::string RenderExposition(const std::vector<SampleFamily>& families);
 
 }  // namespace runbook

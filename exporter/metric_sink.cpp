@@ -1,14 +1,11 @@
 #include "runbook/metric_sink.h"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace runbook {
 
 namespace {
-
-prometheus::MetricType ToPrometheus(MetricKind k) {
-  return k == MetricKind::kCounter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
-}
 
 std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
   auto b = static_cast<unsigned char>(s[i]);
@@ -36,16 +33,21 @@ std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
   return len;
 }
 
-double& ValueOf(prometheus::ClientMetric& m, prometheus::MetricType t) {
-  return t == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+// Orders two series of f by their label values in label-name order.
+int CompareSeries(const SampleFamily& f, std::size_t a, std::size_t b) {
+  for (auto j : f.label_order) {
+    if (int c = f.LabelValue(a, j).compare(f.LabelValue(b, j)); c != 0) return c;
+  }
+  return 0;
 }
 
 }  // namespace
 
-std::string SanitizeUtf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size();) {
+void AppendSanitizedUtf8(std::string& out, std::string_view in) {
+  std::size_t i = 0;
+  while (i < in.size() && static_cast<unsigned char>(in[i]) < 0x80) ++i;
+  out.append(in.substr(0, i));  // the common case: all ASCII
+  while (i < in.size()) {
     std::size_t n = Utf8SequenceLength(in, i);
     if (n == 0) {
       out += "\xEF\xBF\xBD";
@@ -55,6 +57,12 @@ std::string SanitizeUtf8(std::string_view in) {
       i += n;
     }
   }
+}
+
+std::string SanitizeUtf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  AppendSanitizedUtf8(out, in);
   return out;
 }
 
@@ -62,89 +70,180 @@ MetricSink::MetricSink(Labels const_labels) : const_labels_(std::move(const_labe
 
 void MetricSink::Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values,
                      double value) {
-  AddSpan(desc, std::span(label_values.begin(), label_values.size()), value);
+  if (auto* f = Append(desc, std::span(label_values.begin(), label_values.size()), false))
+    f->values.push_back(value);
 }
 
 void MetricSink::Add(const MetricDesc& desc, const std::vector<std::string>& label_values, double value) {
-  AddSpan(desc, std::span(label_values), value);
+  if (auto* f = Append(desc, std::span(label_values), false)) f->values.push_back(value);
+}
+
+void MetricSink::AddSummary(const MetricDesc& desc, std::span<const std::string_view> label_values,
+                            double sum, SummaryValue summary) {
+  if (auto* f = Append(desc, label_values, true)) {
+    f->values.push_back(sum);
+    f->summaries.push_back(std::move(summary));
+  }
 }
 
 template <typename T>
-void MetricSink::AddSpan(const MetricDesc& desc, std::span<const T> label_values, double value) {
+SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> label_values, bool summary) {
   if (label_values.size() != desc.labels.size()) {
     errors_.push_back(desc.name + ": " + std::to_string(label_values.size()) + " label values for " +
                       std::to_string(desc.labels.size()) + " labels");
-    return;
+    return nullptr;
   }
-  auto it = families_.find(desc.name);
-  if (it == families_.end()) {
-    it = families_.emplace(desc.name, Family{desc.kind, desc.help, desc.labels, {}}).first;
-  } else if (it->second.kind != desc.kind || it->second.label_names != desc.labels ||
-             it->second.help != desc.help) {
+  if ((desc.kind == MetricKind::kSummary) != summary) {
+    errors_.push_back(desc.name + (summary ? ": not a summary" : ": a summary needs AddSummary"));
+    return nullptr;
+  }
+  Pending* p = nullptr;
+  for (const auto& [d, q] : recent_) {
+    if (d == &desc && q->family.name == desc.name) p = q;  // the name guards against a reused address
+  }
+  if (!p) {
+    auto it = families_.find(desc.name);
+    if (it == families_.end()) {
+      it = families_.emplace(desc.name, Pending{}).first;
+      SampleFamily& f = it->second.family;
+      f.name = desc.name;
+      f.kind = desc.kind;
+      f.help = desc.help;
+      f.label_names = desc.labels;
+      for (const auto& [k, v] : const_labels_) f.label_names.push_back(k);
+      for (std::size_t j = 0; j < f.label_names.size(); ++j) {  // a stable insertion sort: a few names
+        auto pos = f.label_order.end();
+        while (pos != f.label_order.begin() && f.label_names[j] < f.label_names[*(pos - 1)]) --pos;
+        f.label_order.insert(pos, static_cast<std::uint32_t>(j));
+      }
+    }
+    p = &it->second;
+    recent_[next_recent_++ % recent_.size()] = {&desc, p};
+  }
+  SampleFamily& f = p->family;
+  if (f.kind != desc.kind || f.help != desc.help ||
+      f.label_names.size() != desc.labels.size() + const_labels_.size() ||
+      !std::equal(desc.labels.begin(), desc.labels.end(), f.label_names.begin())) {
     errors_.push_back(desc.name + ": conflicting definitions of one family");
-    return;
+    return nullptr;
   }
-  std::vector<std::string> values;
-  values.reserve(label_values.size());
-  for (const auto& v : label_values) values.push_back(SanitizeUtf8(v));
-  if (!it->second.series.emplace(std::move(values), value).second) {
-    errors_.push_back(desc.name + ": duplicate series dropped");
-    return;
+  for (const auto& v : label_values) {
+    AppendSanitizedUtf8(f.text, v);
+    f.ends.push_back(static_cast<std::uint32_t>(f.text.size()));
   }
+  for (const auto& [k, v] : const_labels_) {
+    f.text += v;
+    f.ends.push_back(static_cast<std::uint32_t>(f.text.size()));
+  }
+  if (p->sorted && !f.values.empty() && CompareSeries(f, f.values.size() - 1, f.values.size()) >= 0)
+    p->sorted = false;
   ++samples_;
+  return &f;
 }
 
-std::vector<prometheus::MetricFamily> MetricSink::Take() {
-  std::vector<prometheus::MetricFamily> out;
-  out.reserve(families_.size());
-  // Nodes are extracted so that names, help texts and label values move instead of being copied.
-  while (!families_.empty()) {
-    auto node = families_.extract(families_.begin());
-    Family& fam = node.mapped();
-    prometheus::MetricFamily& mf = out.emplace_back();
-    mf.name = std::move(node.key());
-    mf.help = std::move(fam.help);
-    mf.type = ToPrometheus(fam.kind);
-    mf.metric.reserve(fam.series.size());
-    while (!fam.series.empty()) {
-      auto series = fam.series.extract(fam.series.begin());
-      auto& values = series.key();
-      prometheus::ClientMetric& m = mf.metric.emplace_back();
-      m.label.reserve(values.size() + const_labels_.size());
-      for (std::size_t i = 0; i < values.size(); ++i)
-        m.label.push_back({fam.label_names[i], std::move(values[i])});
-      for (const auto& [k, v] : const_labels_) m.label.push_back({k, v});
-      std::sort(m.label.begin(), m.label.end());
-      ValueOf(m, mf.type) = series.mapped();
+namespace {
+
+// Sorts the series of f by their label values in label-name order and drops duplicates (the
+// first added is kept, as sorting is stable). Returns the number dropped.
+std::size_t SortSeries(SampleFamily& f) {
+  const std::size_t n = f.label_names.size();
+  const std::size_t m = f.size();
+  auto compare = [&](std::size_t a, std::size_t b) { return CompareSeries(f, a, b); };
+  std::vector<std::uint32_t> idx(m);
+  for (std::size_t i = 0; i < m; ++i) idx[i] = static_cast<std::uint32_t>(i);
+  std::stable_sort(idx.begin(), idx.end(), [&](auto a, auto b) { return compare(a, b) < 0; });
+  SampleFamily out;
+  out.text.reserve(f.text.size());
+  out.ends.reserve(f.ends.size());
+  out.values.reserve(m);
+  if (!f.summaries.empty()) out.summaries.reserve(m);
+  std::size_t dropped = 0;
+  for (std::size_t k = 0; k < m; ++k) {
+    const std::size_t i = idx[k];
+    if (k > 0 && compare(idx[k - 1], i) == 0) {
+      ++dropped;
+      continue;
     }
-    std::sort(mf.metric.begin(), mf.metric.end(),
-              [](const auto& a, const auto& b) { return a.label < b.label; });
+    for (std::size_t j = 0; j < n; ++j) {
+      out.text += f.LabelValue(i, j);
+      out.ends.push_back(static_cast<std::uint32_t>(out.text.size()));
+    }
+    out.values.push_back(f.values[i]);
+    if (!f.summaries.empty()) out.summaries.push_back(std::move(f.summaries[i]));
   }
+  f.text = std::move(out.text);
+  f.ends = std::move(out.ends);
+  f.values = std::move(out.values);
+  f.summaries = std::move(out.summaries);
+  return dropped;
+}
+
+}  // namespace
+
+void MetricSink::Settle() {
+  for (auto& [name, p] : families_) {
+    if (p.sorted) continue;
+    std::size_t dropped = SortSeries(p.family);
+    for (std::size_t i = 0; i < dropped; ++i) errors_.push_back(name + ": duplicate series dropped");
+    samples_ -= dropped;
+    p.sorted = true;
+  }
+}
+
+const std::vector<std::string>& MetricSink::errors() {
+  Settle();
+  return errors_;
+}
+
+std::size_t MetricSink::size() {
+  Settle();
+  return samples_;
+}
+
+std::vector<SampleFamily> MetricSink::Take() {
+  std::vector<SampleFamily> out;
+  out.reserve(families_.size());
+  Settle();
+  for (auto& [name, p] : families_) out.push_back(std::move(p.family));
+  families_.clear();
+  recent_ = {};
   samples_ = 0;
   return out;
 }
 
-std::vector<prometheus::MetricFamily> MergeFamilies(std::vector<std::vector<prometheus::MetricFamily>> parts,
-                                                    std::size_t* dropped) {
-  std::vector<prometheus::MetricFamily> all;
+std::vector<SampleFamily> MergeFamilies(std::vector<std::vector<SampleFamily>> parts, std::size_t* dropped) {
+  std::vector<SampleFamily*> all;  // sorting pointers: a SampleFamily is nine members to move
   std::size_t total = 0;
   for (auto& p : parts) total += p.size();
   all.reserve(total);
   for (auto& p : parts)
-    for (auto& f : p) all.push_back(std::move(f));
-  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  std::vector<prometheus::MetricFamily> out;
-  for (auto& f : all) {
-    if (!out.empty() && out.back().name == f.name) {
-      auto& into = out.back();
-      if (into.type != f.type) {
-        if (dropped) *dropped += f.metric.size();
-        continue;
-      }
-      for (auto& m : f.metric) into.metric.push_back(std::move(m));
-    } else {
+    for (auto& f : p) all.push_back(&f);
+  std::stable_sort(all.begin(), all.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
+  std::vector<SampleFamily> out;
+  out.reserve(all.size());
+  std::size_t first = 0;  // in out: the first family of the current name
+  for (auto* fp : all) {
+    SampleFamily& f = *fp;
+    if (out.empty() || out[first].name != f.name) {
+      first = out.size();
       out.push_back(std::move(f));
+      continue;
     }
+    if (out[first].kind != f.kind) {
+      if (dropped) *dropped += f.size();
+      continue;
+    }
+    auto same = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                             [&](const SampleFamily& o) { return o.label_names == f.label_names; });
+    if (same == out.end()) {
+      out.push_back(std::move(f));
+      continue;
+    }
+    const auto base = static_cast<std::uint32_t>(same->text.size());
+    same->text += f.text;
+    for (auto e : f.ends) same->ends.push_back(base + e);
+    same->values.insert(same->values.end(), f.values.begin(), f.values.end());
+    for (auto& s : f.summaries) same->summaries.push_back(std::move(s));
   }
   return out;
 }

@@ -111,6 +111,20 @@ std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricF
   return out;
 }
 
+std::vector<RenderedFamily> RenderFamilies(const std::vector<SampleFamily>& families) {
+  std::vector<RenderedFamily> out;
+  out.reserve(families.size());
+  for (const auto& f : families) {
+    if (out.empty() || out.back().name != f.name) {
+      RenderedFamily& r = out.emplace_back();
+      r.name = f.name;
+      AppendFamilyHeader(r.header, f);
+    }
+    AppendFamilySamples(out.back().body, f);
+  }
+  return out;
+}
+
 TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
                              const std::vector<CollectorInfo>& registry)
     : cfg_(std::move(cfg)), conn_(factory(cfg_)) {
@@ -138,7 +152,7 @@ void TargetRuntime::Collect() {
   const auto start = SteadyClock::now();
   const Deadline deadline = start + cfg_.timeout;
   auto snap = std::make_shared<TargetSnapshot>();
-  std::vector<std::vector<prometheus::MetricFamily>> parts;
+  std::vector<std::vector<SampleFamily>> parts;
   collections_total_ += 1;
 
   Status status;

@@ -48,8 +48,8 @@ struct CollectorReport {
 };
 
 struct TargetSnapshot {
-  std::vector<prometheus::MetricFamily> families;  // samples + self-metrics, sorted by name
-  std::vector<RenderedFamily> rendered;            // the same, as text
+  std::vector<SampleFamily> families;    // samples + self-metrics, sorted by name
+  std::vector<RenderedFamily> rendered;  // the same, as text
   bool up = false;
   Status status;  // why the target is down (or ok)
   std::chrono::system_clock::time_point collected_at{};
@@ -74,7 +74,7 @@ class TargetRuntime {
   struct CollectorSlot {
     const CollectorInfo* info;
     std::unique_ptr<Collector> collector;
-    std::vector<prometheus::MetricFamily> cache;  // slow tier: last successful output
+    std::vector<SampleFamily> cache;  // slow tier: last successful output
     std::chrono::steady_clock::time_point last_run{};
     bool tried = false;  // ran since the target last failed (last_run is meaningful)
     bool cache_valid = false;
@@ -103,7 +103,9 @@ class TargetRuntime {
   std::shared_ptr<const TargetSnapshot> snapshot_;
 };
 
-// Renders families to text, family by family (for RenderedFamily); see exposition.h.
+// Renders families to text, family by family (for RenderedFamily); see exposition.h. Families of
+// one name that follow each other (MergeFamilies) become one RenderedFamily.
 std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families);
+std::vector<RenderedFamily> RenderFamilies(const std::vector<SampleFamily>& families);
 
 }  // namespace runbook

@@ -283,6 +283,11 @@ const MetricDesc kCmdFailed{"redis_commands_failed_calls_total",
                             C,
                             "Calls of the command that failed during execution (commandstats).",
                             {"cmd"}};
+const MetricDesc kLatency{"redis_latency_percentiles_usec",
+                          MetricKind::kSummary,
+                          "Latency percentiles of the command in microseconds (latencystats); count and sum "
+                          "from commandstats.",
+                          {"cmd"}};
 
 // The descriptions, built once from the table.
 const std::vector<MetricDesc>& Descs() {
@@ -298,8 +303,8 @@ const std::vector<MetricDesc>& Descs() {
   return descs;
 }
 
-void Num(MetricSink& sink, const MetricDesc& d, const std::vector<std::string>& labels, std::string_view v,
-         double scale, std::string_view what) {
+void Num(MetricSink& sink, const MetricDesc& d, std::initializer_list<std::string_view> labels,
+         std::string_view v, double scale, std::string_view what) {
   if (auto n = ParseNumber(v))
     sink.Add(d, labels, *n * scale);
   else
@@ -308,7 +313,7 @@ void Num(MetricSink& sink, const MetricDesc& d, const std::vector<std::string>& 
 
 }  // namespace
 
-const std::string* RedisInfo::Find(std::string_view section, std::string_view field) const {
+const std::string_view* RedisInfo::Find(std::string_view section, std::string_view field) const {
   auto s = sections.find(section);
   if (s == sections.end()) return nullptr;
   auto f = s->second.find(field);
@@ -331,20 +336,23 @@ RedisInfo ParseRedisInfo(std::string_view text) {
     }
     auto colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) continue;
-    info.sections[section].emplace(std::string(line.substr(0, colon)), std::string(line.substr(colon + 1)));
+    auto s = info.sections.find(section);
+    if (s == info.sections.end())
+      s = info.sections.emplace(section, std::map<std::string_view, std::string_view>{}).first;
+    s->second.emplace(line.substr(0, colon), line.substr(colon + 1));
   }
   return info;
 }
 
-std::vector<std::pair<std::string, std::string>> ParseInfoPairs(std::string_view text) {
-  std::vector<std::pair<std::string, std::string>> out;
+std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::string_view text) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
   while (!text.empty()) {
     auto comma = text.find(',');
     std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     auto eq = item.find('=');
     if (eq == std::string_view::npos) continue;
-    out.emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
   return out;
 }
@@ -365,7 +373,7 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
   const auto& descs = Descs();
   for (std::size_t i = 0; i < std::size(kFields); ++i) {
     const auto& f = kFields[i];
-    const std::string* v = info.Find(f.section, f.field);
+    const std::string_view* v = info.Find(f.section, f.field);
     if (!v) continue;
     switch (f.conv) {
       case Conv::kOk: sink.Add(descs[i], {}, *v == "ok" ? 1 : 0); break;
@@ -380,8 +388,8 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
   }
 
   auto str = [&](std::string_view section, std::string_view field) {
-    const std::string* v = info.Find(section, field);
-    return v ? *v : std::string();
+    const std::string_view* v = info.Find(section, field);
+    return v ? *v : std::string_view();
   };
   if (info.sections.count("server"))
     sink.Add(kInstanceInfo,
@@ -391,8 +399,8 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
               str("server", "os"), str("replication", "role"), str("memory", "maxmemory_policy")},
              1);
   // The server's own clock, so the value does not move between collections.
-  const std::string* now_us = info.Find("server", "server_time_usec");
-  const std::string* uptime = info.Find("server", "uptime_in_seconds");
+  const std::string_view* now_us = info.Find("server", "server_time_usec");
+  const std::string_view* uptime = info.Find("server", "uptime_in_seconds");
   if (now_us && uptime) {
     auto n = ParseNumber(*now_us);
     auto u = ParseNumber(*uptime);
@@ -402,7 +410,7 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
   const auto ks = info.sections.find("keyspace");
   for (int i = 0; i < std::min(databases, kMaxZeroFilledDatabases); ++i) {
     std::string db = "db" + std::to_string(i);
-    if (ks != info.sections.end() && ks->second.count(db)) continue;
+    if (ks != info.sections.end() && ks->second.count(std::string_view(db))) continue;
     sink.Add(kDbKeys, {db}, 0);
     sink.Add(kDbExpiring, {db}, 0);
   }
@@ -428,9 +436,9 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
 
   if (auto cs = info.sections.find("commandstats"); cs != info.sections.end()) {
     struct Cmd {
-      std::string name;
+      std::string_view name;
       double calls = 0;
-      std::vector<std::pair<std::string, std::string>> pairs;
+      std::vector<std::pair<std::string_view, std::string_view>> pairs;
     };
     std::vector<Cmd> cmds;
     for (const auto& [field, value] : cs->second) {
@@ -450,6 +458,38 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
         if (k == "rejected_calls") Num(sink, kCmdRejected, {c.name}, v, 1, c.name);
         if (k == "failed_calls") Num(sink, kCmdFailed, {c.name}, v, 1, c.name);
       }
+    }
+    // latencystats (Redis 7): a summary per command as redis_exporter builds it, with the
+    // commandstats calls as count and usec as sum, for the commands published above.
+    auto ls = info.sections.find("latencystats");
+    if (ls == info.sections.end()) return;
+    std::map<std::string_view, const Cmd*> by_name;
+    for (const auto& c : cmds) by_name.emplace(c.name, &c);
+    constexpr std::string_view kPrefix = "latency_percentiles_usec_";
+    for (const auto& [field, value] : ls->second) {
+      if (!field.starts_with(kPrefix)) continue;
+      const std::string_view cmd = field.substr(kPrefix.size());
+      auto c = by_name.find(cmd);
+      if (c == by_name.end()) continue;
+      std::optional<double> usec;
+      for (const auto& [k, v] : c->second->pairs)
+        if (k == "usec") usec = ParseNumber(v);
+      if (!usec) continue;
+      SummaryValue s{c->second->calls, {}};
+      bool ok = true;
+      for (const auto& [k, v] : ParseInfoPairs(value)) {
+        const double q = k.starts_with('p') ? ParseNumber(k.substr(1)).value_or(-1) : -1;
+        auto n = ParseNumber(v);
+        if (q < 0 || !n) {
+          sink.RecordError(std::string(field) + ": not a percentile: " + std::string(k) + "=" +
+                           std::string(v));
+          ok = false;
+          break;
+        }
+        s.quantiles.emplace_back(q, *n);
+      }
+      const std::string_view labels[] = {cmd};
+      if (ok) sink.AddSummary(kLatency, labels, *usec, std::move(s));
     }
   }
 }

@@ -13,14 +13,15 @@ namespace runbook::redis {
 
 // "# Section" headers and "field:value" lines (CRLF or LF). Section names are lower-cased;
 // fields keep their case (errorstat_ERR). Lines without ':' and empty sections are skipped.
+// Fields and values are views into the text given to ParseRedisInfo, which must outlive them.
 struct RedisInfo {
-  std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>> sections;
-  const std::string* Find(std::string_view section, std::string_view field) const;
+  std::map<std::string, std::map<std::string_view, std::string_view>, std::less<>> sections;
+  const std::string_view* Find(std::string_view section, std::string_view field) const;
 };
 RedisInfo ParseRedisInfo(std::string_view text);
 
-// "keys=6,expires=1,avg_ttl=3599796" → {keys: 6, ...}, in order.
-std::vector<std::pair<std::string, std::string>> ParseInfoPairs(std::string_view text);
+// "keys=6,expires=1,avg_ttl=3599796" → {keys: 6, ...}, in order (views into text).
+std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::string_view text);
 
 // A whole value as a number ("0.65", "-1", "12"); nullopt for "ok", "1.19M", "100.15%", "".
 std::optional<double> ParseNumber(std::string_view text);

@@ -1,15 +1,14 @@
 #pragma once
 // MetricSink: where collectors write samples. It validates (label arity, UTF-8, duplicates,
-// conflicting family definitions), adds the target's constant labels, merges samples of one
-// family and yields sorted prometheus::MetricFamily values (rendered by exporter/exposition.h).
+// conflicting family definitions), adds the target's constant labels and yields the families
+// sorted, as compact SampleFamily values (rendered by exporter/exposition.h, fed to the rule
+// engine). A sample costs no allocation of its own: label values go into one buffer per family.
 //
 // Thread-safety: a MetricSink is used by one collection at a time (not synchronised).
-// MergeFamilies is a pure function.
+// MergeFamilies is a pure function; a SampleFamily is a plain value.
 
-#include <prometheus/metric_family.h>
-
-#include "runbook/labels.h"
-
+#include <array>
+#include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <span>
@@ -18,9 +17,11 @@
 #include <utility>
 #include <vector>
 
+#include "runbook/labels.h"
+
 namespace runbook {
 
-enum class MetricKind { kGauge, kCounter };
+enum class MetricKind { kGauge, kCounter, kSummary };
 
 // Static description of one metric family. Collectors keep these in constant tables.
 struct MetricDesc {
@@ -28,6 +29,34 @@ struct MetricDesc {
   MetricKind kind = MetricKind::kGauge;
   std::string help;
   std::vector<std::string> labels;  // label names, in the order values are passed to Add()
+};
+
+// One series of a summary beyond its sum: the count and the quantiles (rendered in this order,
+// each with a `quantile` label after the other labels).
+struct SummaryValue {
+  double count = 0;
+  std::vector<std::pair<double, double>> quantiles;  // (quantile, value)
+};
+
+// The samples of one family. Series are sorted by their label values taken in label-name order
+// (the exposition's order); the label values of all series lie back to back in `text`.
+struct SampleFamily {
+  std::string name;
+  MetricKind kind = MetricKind::kGauge;
+  std::string help;
+  std::vector<std::string> label_names;    // the description's labels, then the constant labels
+  std::vector<std::uint32_t> label_order;  // indexes into label_names, sorted by name
+  std::string text;                        // label values of every series, back to back
+  std::vector<std::uint32_t> ends;         // end in `text` of value j of series i: [i * labels + j]
+  std::vector<double> values;              // one per series (a summary's sum)
+  std::vector<SummaryValue> summaries;     // kSummary only: one per series
+
+  std::size_t size() const { return values.size(); }
+  std::string_view LabelValue(std::size_t series, std::size_t label) const {
+    const std::size_t k = series * label_names.size() + label;
+    const std::size_t begin = k == 0 ? 0 : ends[k - 1];
+    return std::string_view(text).substr(begin, ends[k] - begin);
+  }
 };
 
 class MetricSink {
@@ -40,39 +69,49 @@ class MetricSink {
   // Invalid UTF-8 in label values is replaced by U+FFFD (the sample is kept).
   void Add(const MetricDesc& desc, const std::vector<std::string>& label_values, double value);
   void Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values, double value);
+  // Adds one series of a summary family (desc.kind == kSummary; plain Add refuses those).
+  void AddSummary(const MetricDesc& desc, std::span<const std::string_view> label_values, double sum,
+                  SummaryValue summary);
 
-  // Families sorted by name, samples sorted by label values; leaves the sink empty.
-  std::vector<prometheus::MetricFamily> Take();
+  // Families sorted by name, series sorted by label values; leaves the sink empty.
+  std::vector<SampleFamily> Take();
 
   // Records a problem with the data a collector received (e.g. a value that is not a number);
   // the collection still succeeds, the error is counted and shown on the landing page.
   void RecordError(std::string message) { errors_.push_back(std::move(message)); }
-  const std::vector<std::string>& errors() const { return errors_; }
-  std::size_t size() const { return samples_; }
+  // Duplicates are found when the series are sorted, which these two do first.
+  const std::vector<std::string>& errors();
+  std::size_t size();
 
  private:
-  template <typename T>  // std::string or std::string_view
-  void AddSpan(const MetricDesc& desc, std::span<const T> label_values, double value);
-
-  struct Family {
-    MetricKind kind;
-    std::string help;
-    std::vector<std::string> label_names;
-    std::map<std::vector<std::string>, double> series;
+  struct Pending {
+    SampleFamily family;
+    bool sorted = true;
   };
+  template <typename T>  // std::string or std::string_view
+  SampleFamily* Append(const MetricDesc& desc, std::span<const T> label_values, bool summary);
+  void Settle();
+
   Labels const_labels_;
-  std::map<std::string, Family, std::less<>> families_;
+  std::map<std::string, Pending, std::less<>> families_;
+  // The families of the latest descriptions seen: collectors add runs of one family, or cycle
+  // through a few (commandstats), so most Adds skip the map lookup.
+  std::array<std::pair<const MetricDesc*, Pending*>, 8> recent_{};
+  std::size_t next_recent_ = 0;
   std::vector<std::string> errors_;
   std::size_t samples_ = 0;
 };
 
-// Merges family lists (each sorted by name, as Take() returns them) into one sorted list where
-// each name appears once. Families with the same name but another type keep the first type;
-// samples of the others are dropped (their count is added to *dropped if given).
-std::vector<prometheus::MetricFamily> MergeFamilies(std::vector<std::vector<prometheus::MetricFamily>> parts,
-                                                    std::size_t* dropped = nullptr);
+// Merges family lists (each sorted by name, as Take() returns them) into one list sorted by name.
+// Families of one name and one label set are joined (series of the later ones after the earlier);
+// a family with another label set stays a separate entry right after it. A family of another type
+// than the first of its name is dropped (its sample count is added to *dropped if given).
+std::vector<SampleFamily> MergeFamilies(std::vector<std::vector<SampleFamily>> parts,
+                                        std::size_t* dropped = nullptr);
 
 // Replaces invalid UTF-8 sequences with U+FFFD.
 std::string SanitizeUtf8(std::string_view in);
+// The same, appended to `out`.
+void AppendSanitizedUtf8(std::string& out, std::string_view in);
 
 }  // namespace runbook

@@ -139,7 +139,7 @@ Status RecordingPgSession::Query(const PgQuery& query, Deadline deadline, PgResu
   return st;
 }
 
-std::string Exposition(const std::vector<prometheus::MetricFamily>& families) {
+std::string Exposition(const std::vector<SampleFamily>& families) {
   return RenderExposition(families);
 }
 

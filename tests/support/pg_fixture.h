@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <prometheus/metric_family.h>
+#include "runbook/metric_sink.h"
 
 #include "runbook/pg_session.h"
 
@@ -50,7 +50,7 @@ class RecordingPgSession : public PgSession {
   std::filesystem::path dir_;
 };
 
-std::string Exposition(const std::vector<prometheus::MetricFamily>& families);
+std::string Exposition(const std::vector<SampleFamily>& families);
 
 // Compares `actual` with the golden file; with UPDATE_GOLDEN=1 in the environment rewrites it
 // instead. Returns an empty string on match, else a readable diff summary.

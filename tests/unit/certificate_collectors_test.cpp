@@ -140,7 +140,8 @@ TEST_CASE("certificate files golden exposition: bundles, duplicates, unreadable 
   auto fams = sink.Take();
   auto probe = std::find_if(fams.begin(), fams.end(), [](auto& f) { return f.name == "ssl_probe_success"; });
   REQUIRE(probe != fams.end());
-  CHECK(probe->metric.at(0).gauge.value == 1);
+  REQUIRE(probe->size() == 1);
+  CHECK(probe->values[0] == 1);
 }
 
 TEST_CASE("PEM parsing reads every certificate of a bundle with ssl_exporter's label forms") {

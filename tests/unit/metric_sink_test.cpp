@@ -38,10 +38,47 @@ TEST_CASE("sink rejects wrong arity and duplicates and conflicting families") {
   other.kind = MetricKind::kGauge;
   sink.Add(other, {"c", "d"}, 1);
   CHECK(sink.errors().size() == 3);
+  CHECK(sink.size() == 1);
   auto fams = sink.Take();
   REQUIRE(fams.size() == 1);
-  REQUIRE(fams[0].metric.size() == 1);
-  CHECK(fams[0].metric[0].counter.value == 1);
+  REQUIRE(fams[0].size() == 1);
+  CHECK(fams[0].values[0] == 1);  // the first of the duplicates
+}
+
+TEST_CASE("sink sorts series added out of order by label name order and finds duplicates among them") {
+  const MetricDesc desc{"x", MetricKind::kGauge, "X.", {"z", "a"}};  // exposition order: a, target, z
+  MetricSink sink(runbook::Labels{{"target", "t"}});
+  sink.Add(desc, {"1", "b"}, 1);
+  sink.Add(desc, {"2", "a"}, 2);
+  sink.Add(desc, {"0", "b"}, 3);
+  sink.Add(desc, {"2", "a"}, 4);  // duplicate, not adjacent to the first in insertion order
+  sink.Add(desc, {"1", "b\xFF"}, 5);
+  CHECK(sink.errors() == std::vector<std::string>{"x: duplicate series dropped"});
+  CHECK(runbook::testing::Exposition(sink.Take()) ==
+        "# HELP x X.\n# TYPE x gauge\n"
+        "x{a=\"a\",target=\"t\",z=\"2\"} 2\n"
+        "x{a=\"b\",target=\"t\",z=\"0\"} 3\n"
+        "x{a=\"b\",target=\"t\",z=\"1\"} 1\n"
+        "x{a=\"b\xEF\xBF\xBD\",target=\"t\",z=\"1\"} 5\n");
+}
+
+TEST_CASE("sink writes summaries as client_golang does and refuses mixing them with plain samples") {
+  const MetricDesc desc{"lat_usec", MetricKind::kSummary, "Latency.", {"cmd"}};
+  MetricSink sink(runbook::Labels{{"target", "t"}});
+  sink.AddSummary(desc, std::vector<std::string_view>{"set"}, 30, {3, {{50, 1.5}, {99.9, 20}}});
+  sink.AddSummary(desc, std::vector<std::string_view>{"get"}, 10, {5, {{50, 1}}});
+  sink.Add(desc, {"del"}, 1);
+  sink.AddSummary(kUp, std::vector<std::string_view>{}, 1, {});
+  CHECK(sink.errors().size() == 2);
+  CHECK(runbook::testing::Exposition(sink.Take()) ==
+        "# HELP lat_usec Latency.\n# TYPE lat_usec summary\n"
+        "lat_usec{cmd=\"get\",target=\"t\",quantile=\"50\"} 1\n"
+        "lat_usec_sum{cmd=\"get\",target=\"t\"} 10\n"
+        "lat_usec_count{cmd=\"get\",target=\"t\"} 5\n"
+        "lat_usec{cmd=\"set\",target=\"t\",quantile=\"50\"} 1.5\n"
+        "lat_usec{cmd=\"set\",target=\"t\",quantile=\"99.9\"} 20\n"
+        "lat_usec_sum{cmd=\"set\",target=\"t\"} 30\n"
+        "lat_usec_count{cmd=\"set\",target=\"t\"} 3\n");
 }
 
 TEST_CASE("invalid UTF-8 in label values is replaced") {
@@ -59,10 +96,17 @@ TEST_CASE("merge joins families of several targets under one name") {
   a.Add(kUp, {}, 1);
   b.Add(kUp, {}, 0);
   b.Add(kCount, {"x", "y"}, 3);
-  auto merged = runbook::MergeFamilies({a.Take(), b.Take()});
-  REQUIRE(merged.size() == 2);
+  MetricSink c;  // another label set: a separate entry under the same header
+  c.Add(kUp, {}, 7);
+  auto merged = runbook::MergeFamilies({a.Take(), b.Take(), c.Take()});
+  REQUIRE(merged.size() == 3);
   CHECK(merged[0].name == "pg_up");
-  CHECK(merged[0].metric.size() == 2);
+  CHECK(merged[0].size() == 2);
+  CHECK(runbook::testing::Exposition(merged) ==
+        "# HELP pg_up Whether the server answered.\n# TYPE pg_up gauge\n"
+        "pg_up{target=\"a\"} 1\npg_up{target=\"b\"} 0\npg_up 7\n"
+        "# HELP pg_x_total X.\n# TYPE pg_x_total counter\n"
+        "pg_x_total{datname=\"x\",state=\"y\",target=\"b\"} 3\n");
 }
 
 TEST_CASE("merge keeps the first type of a family and counts the samples of another type") {
@@ -74,7 +118,7 @@ TEST_CASE("merge keeps the first type of a family and counts the samples of anot
   std::size_t dropped = 0;
   auto merged = runbook::MergeFamilies({a.Take(), b.Take()}, &dropped);
   REQUIRE(merged.size() == 1);
-  CHECK(merged[0].type == prometheus::MetricType::Gauge);
-  CHECK(merged[0].metric.size() == 1);
+  CHECK(merged[0].kind == MetricKind::kGauge);
+  CHECK(merged[0].size() == 1);
   CHECK(dropped == 1);
 }

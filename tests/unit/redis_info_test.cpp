@@ -43,7 +43,7 @@ TEST_CASE("redis INFO is parsed by section with CRLF lines") {
   CHECK_FALSE(info.Find("server", "missing"));
   auto pairs = redis::ParseInfoPairs("keys=6,expires=1,avg_ttl=3599796");
   REQUIRE(pairs.size() == 3);
-  CHECK(pairs[2] == std::pair<std::string, std::string>{"avg_ttl", "3599796"});
+  CHECK(pairs[2] == std::pair<std::string_view, std::string_view>{"avg_ttl", "3599796"});
 }
 
 TEST_CASE("redis INFO numbers are whole decimal values") {
@@ -133,5 +133,27 @@ TEST_CASE("redis databases without keys get redis_db_keys 0 up to the configured
   redis::PublishRedisInfo(ParseRedisInfo(info), many, 200, 1 << 20);
   auto fams = many.Take();
   for (const auto& f : fams)
-    if (f.name == "redis_db_keys") CHECK(f.metric.size() == redis::kMaxZeroFilledDatabases);
+    if (f.name == "redis_db_keys") CHECK(f.size() == redis::kMaxZeroFilledDatabases);
+}
+
+TEST_CASE("redis latencystats become a summary only for commands with commandstats; bad ones are errors") {
+  const std::string info =
+      "# Commandstats\r\n"
+      "cmdstat_get:calls=4,usec=10,usec_per_call=2.50,rejected_calls=0,failed_calls=0\r\n"
+      "cmdstat_set:calls=2,usec=6,usec_per_call=3.00,rejected_calls=0,failed_calls=0\r\n"
+      "# Latencystats\r\n"
+      "latency_percentiles_usec_get:p50=1.003,p99=2.007,p99.9=5.023\r\n"
+      "latency_percentiles_usec_del:p50=1.003\r\n"  // no commandstats line: no summary
+      "latency_percentiles_usec_set:p50=x\r\n";
+  MetricSink sink(Labels{{"target", "t"}});
+  redis::PublishRedisInfo(ParseRedisInfo(info), sink);
+  REQUIRE(sink.errors().size() == 1);
+  CHECK(sink.errors()[0] == "latency_percentiles_usec_set: not a percentile: p50=x");
+  auto text = testing::Exposition(sink.Take());
+  CHECK(HasLine(text, "# TYPE redis_latency_percentiles_usec summary"));
+  CHECK(HasLine(text, R"(redis_latency_percentiles_usec{cmd="get",target="t",quantile="99.9"} 5.023)"));
+  CHECK(HasLine(text, R"(redis_latency_percentiles_usec_sum{cmd="get",target="t"} 10)"));
+  CHECK(HasLine(text, R"(redis_latency_percentiles_usec_count{cmd="get",target="t"} 4)"));
+  CHECK(text.find(R"(redis_latency_percentiles_usec{cmd="del")") == std::string::npos);
+  CHECK(text.find(R"(redis_latency_percentiles_usec{cmd="set")") == std::string::npos);
 }
