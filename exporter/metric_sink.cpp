@@ -68,6 +68,21 @@ std::string SanitizeUtf8(std::string_view in) {
 
 MetricSink::MetricSink(Labels const_labels) : const_labels_(std::move(const_labels)) {}
 
+bool MetricSink::HasConstLabel(std::string_view name) const {
+  return std::any_of(const_labels_.begin(), const_labels_.end(),
+                     [&](const auto& kv) { return kv.first == name; });
+}
+
+bool MetricSink::SameDeclaredLabels(const std::vector<std::string>& declared,
+                                    const std::vector<std::string>& names) const {
+  for (std::size_t i = 0; i < declared.size(); ++i) {
+    std::string_view n = names[i];
+    while (n != declared[i] && n.starts_with("exported_")) n.remove_prefix(9);
+    if (n != declared[i]) return false;
+  }
+  return true;
+}
+
 void MetricSink::Add(const MetricDesc& desc, std::initializer_list<std::string_view> label_values,
                      double value) {
   if (auto* f = Append(desc, std::span(label_values.begin(), label_values.size()), false))
@@ -110,6 +125,14 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
       f.kind = desc.kind;
       f.help = desc.help;
       f.label_names = desc.labels;
+      for (auto& n : f.label_names) {
+        // A label the target also sets (configured labels) is renamed exported_<name>, as
+        // Prometheus does with honor_labels: false; the collector's value is kept.
+        while (HasConstLabel(n)) {
+          n.insert(0, "exported_");
+          it->second.renamed = true;
+        }
+      }
       for (const auto& [k, v] : const_labels_) f.label_names.push_back(k);
       for (std::size_t j = 0; j < f.label_names.size(); ++j) {  // a stable insertion sort: a few names
         auto pos = f.label_order.end();
@@ -123,7 +146,8 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
   SampleFamily& f = p->family;
   if (f.kind != desc.kind || f.help != desc.help ||
       f.label_names.size() != desc.labels.size() + const_labels_.size() ||
-      !std::equal(desc.labels.begin(), desc.labels.end(), f.label_names.begin())) {
+      (!p->renamed && !std::equal(desc.labels.begin(), desc.labels.end(), f.label_names.begin())) ||
+      (p->renamed && !SameDeclaredLabels(desc.labels, f.label_names))) {
     errors_.push_back(desc.name + ": conflicting definitions of one family");
     return nullptr;
   }

@@ -62,6 +62,9 @@ struct SampleFamily {
 class MetricSink {
  public:
   // const_labels are appended to every sample (target name and the target's configured labels).
+  // A collector label with the name of a constant label is published as exported_<name> (again
+  // prefixed while that is taken too), as Prometheus renames scraped labels that clash with
+  // target labels, so neither value is lost and no series has one label twice.
   explicit MetricSink(Labels const_labels = {});
 
   // Adds one sample. A wrong number of label values, a duplicate series, or a family whose type
@@ -87,7 +90,11 @@ class MetricSink {
   struct Pending {
     SampleFamily family;
     bool sorted = true;
+    bool renamed = false;  // a collector label was renamed exported_<name>
   };
+  bool HasConstLabel(std::string_view name) const;
+  bool SameDeclaredLabels(const std::vector<std::string>& declared,
+                          const std::vector<std::string>& names) const;
   template <typename T>  // std::string or std::string_view
   SampleFamily* Append(const MetricDesc& desc, std::span<const T> label_values, bool summary);
   void Settle();

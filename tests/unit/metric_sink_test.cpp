@@ -29,6 +29,23 @@ TEST_CASE("sink adds const labels and sorts families and series") {
   CHECK(sink.size() == 0);
 }
 
+TEST_CASE("a collector label that a target label also names becomes exported_<name>") {
+  MetricSink sink(runbook::Labels{
+      {"datname", "from-config"}, {"exported_state", "x"}, {"state", "y"}, {"target", "primary"}});
+  sink.Add(kCount, {"appdb", "idle"}, 2);
+  sink.Add(kCount, {"appdb", "active"}, 1);
+  sink.Add(kCount, {"appdb", "active"}, 3);  // still a duplicate after the renaming
+  CHECK(sink.errors().size() == 1);
+  auto fams = sink.Take();
+  REQUIRE(fams.size() == 1);
+  CHECK(runbook::testing::Exposition(fams) ==
+        "# HELP pg_x_total X.\n# TYPE pg_x_total counter\n"
+        "pg_x_total{datname=\"from-config\",exported_datname=\"appdb\",exported_exported_state=\"active\","
+        "exported_state=\"x\",state=\"y\",target=\"primary\"} 1\n"
+        "pg_x_total{datname=\"from-config\",exported_datname=\"appdb\",exported_exported_state=\"idle\","
+        "exported_state=\"x\",state=\"y\",target=\"primary\"} 2\n");
+}
+
 TEST_CASE("sink rejects wrong arity and duplicates and conflicting families") {
   MetricSink sink;
   sink.Add(kCount, {"a"}, 1);
