@@ -31,10 +31,15 @@ Labels DropMetricName(Labels labels) {
 
 void CheckUniqueLabelsets(const Vector& v) {
   if (v.size() < 2) return;
-  std::unordered_set<std::string> seen;
-  for (const auto& s : v) {
-    if (!seen.insert(LabelsKey(s.metric)).second)
-      throw EvalError{"vector cannot contain metrics with the same labelset"};
+  std::vector<std::pair<std::uint64_t, const Labels*>> hashed;
+  hashed.reserve(v.size());
+  for (const auto& s : v) hashed.emplace_back(LabelsHash(s.metric), &s.metric);
+  std::sort(hashed.begin(), hashed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < hashed.size(); ++i) {
+    for (std::size_t j = i + 1; j < hashed.size() && hashed[j].first == hashed[i].first; ++j) {
+      if (*hashed[j].second == *hashed[i].second)
+        throw EvalError{"vector cannot contain metrics with the same labelset"};
+    }
   }
 }
 
@@ -281,7 +286,7 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
       } else if (!keep) {
         continue;
       }
-      Sample o{DropsName(e) ? DropMetricName(s.metric) : s.metric, ts, v};
+      Sample o{DropsName(e) ? DropMetricName(std::move(s.metric)) : std::move(s.metric), ts, v};
       out.vector.push_back(std::move(o));
     }
     CheckUniqueLabelsets(out.vector);
