@@ -413,6 +413,41 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
     for (size_t i = 0; i < e.args.size(); ++i) {
       call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
     }
+    const Expr& range_arg = Unparen(*e.args[matrix_arg]);
+    if (range_arg.kind == ExprKind::kMatrixSelector) {
+      // Each series' window goes straight from the store into the function: no matrix of copies.
+      const Expr& vs = *range_arg.operand;
+      const TimestampMs ref = RefTime(vs, ts);
+      call.range_start = ref - range_arg.range_ms;
+      call.range_end = ref;
+      call.range_ms = range_arg.range_ms;
+      size_t loaded = 0;
+      std::vector<Point> scratch;
+      storage_.Select(
+          vs.matchers, call.range_start, call.range_end,
+          [&](const Labels& metric, std::span<const Point> points) {
+            auto lo = std::lower_bound(points.begin(), points.end(), call.range_start,
+                                       [](const Point& p, TimestampMs t) { return p.t < t; });
+            auto hi = std::upper_bound(lo, points.end(), call.range_end,
+                                       [](TimestampMs t, const Point& p) { return t < p.t; });
+            std::span<const Point> window(lo, hi);
+            if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
+              scratch.clear();
+              std::copy_if(lo, hi, std::back_inserter(scratch),
+                           [](const Point& p) { return !IsStaleMarker(p.v); });
+              window = scratch;
+            }
+            if (window.empty()) return;
+            loaded += window.size();
+            call.points = window;
+            std::optional<double> v = f.series_fn(call);
+            if (!v) return;
+            out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, *v});
+          });
+      Count(loaded);
+      CheckUniqueLabelsets(out.vector);
+      return out;
+    }
     Window w;
     Matrix matrix = EvalRangeArg(*e.args[matrix_arg], ts, &w);
     call.range_start = w.start;
