@@ -77,6 +77,21 @@ double ScalarOp(BinOp op, double l, double r, bool* keep) {
 }
 
 // atan2 keeps the metric name, as in Prometheus.
+// Dropping __name__ cannot make two series of one metric name equal: the uniqueness check after
+// an operation that drops it is needed only when the input mixes names.
+bool OneName(const Vector& v) {
+  for (const auto& s : v) {
+    if (LabelValue(s.metric, "__name__") != LabelValue(v.front().metric, "__name__")) return false;
+  }
+  return true;
+}
+
+bool OneName(const std::vector<Matcher>& matchers) {
+  return std::any_of(matchers.begin(), matchers.end(), [](const Matcher& m) {
+    return m.name() == "__name__" && m.op() == Matcher::Op::kEqual && !m.value().empty();
+  });
+}
+
 bool DropsName(const Expr& e) {
   return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
 }
@@ -276,6 +291,7 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     bool scalar_left = l.type == ValueType::kScalar;
     Vector& vec = scalar_left ? r.vector : l.vector;
     double scalar = scalar_left ? l.scalar : r.scalar;
+    const bool check = DropsName(e) && !OneName(vec);
     for (auto& s : vec) {
       double lv = scalar_left ? scalar : s.v;
       double rv = scalar_left ? s.v : scalar;
@@ -289,7 +305,7 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
       Sample o{DropsName(e) ? DropMetricName(std::move(s.metric)) : std::move(s.metric), ts, v};
       out.vector.push_back(std::move(o));
     }
-    CheckUniqueLabelsets(out.vector);
+    if (check) CheckUniqueLabelsets(out.vector);
     return out;
   }
   const auto& m = e.matching;
@@ -445,7 +461,7 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
             out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, *v});
           });
       Count(loaded);
-      CheckUniqueLabelsets(out.vector);
+      if (!f.keeps_metric_name && !OneName(vs.matchers)) CheckUniqueLabelsets(out.vector);
       return out;
     }
     Window w;

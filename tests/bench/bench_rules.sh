@@ -4,7 +4,7 @@
 # rule file on the same series, scraped from `bench_rules serve`. Prints a markdown report on
 # stdout, progress on stderr; asserts nothing. About 5 minutes with the defaults.
 #   tests/bench/bench_rules.sh [BUILD_DIR]
-#   PROM_SECONDS=240 ROUNDS=15 WARMUP=45 PLAIN=1 KEEP=1 BENCH_DIR=/tmp/x REPORT=/tmp/r.md
+#   PROM_SECONDS=240 BASE_SECONDS=90 ROUNDS=15 WARMUP=45 PLAIN=1 KEEP=1 BENCH_DIR=/tmp/x REPORT=/tmp/r.md
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -12,7 +12,8 @@ source "$HERE/lib.sh"
 BUILD=${1:-build}
 PROM_SECONDS=${PROM_SECONDS:-240}
 PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
-PLAIN=${PLAIN:-1}
+PLAIN=${PLAIN:-0}
+BASE_SECONDS=${BASE_SECONDS:-90}
 KEEP=${KEEP:-0}
 SEED=${SEED:-1}
 STACK_UP=0
@@ -41,45 +42,55 @@ if [[ $PLAIN == 1 ]]; then
 fi
 kv() { awk -F= -v k="$2" '$1 == k { print $2 }' "$1"; }
 
-log "Prometheus: scraping bench_rules serve every 15 s for ${PROM_SECONDS} s, pinned to CPU 0"
 SPORT=$(pick_port)
-PPORT=$(pick_port)
 taskset -c 1 "${AS_NOBODY[@]}" "$BIN" serve "$SPORT" "$SEED" >"$WORK/serve.txt" 2>&1 &
 PIDS+=($!)
-cat >"$WORK/prometheus.yml" <<EOF
-global:
-  scrape_interval: 15s
-  scrape_timeout: 10s
-  evaluation_interval: 15s
-rule_files: ["$WORK/rules.yml"]
-scrape_configs:
-  - job_name: bench
-    honor_labels: true
-    static_configs: [{targets: ["127.0.0.1:$SPORT"]}]
-EOF
 chmod -R a+rwX "$WORK"
-taskset -c 0 "${AS_NOBODY[@]}" "$PROMETHEUS" --config.file="$WORK/prometheus.yml" \
-  --storage.tsdb.path="$WORK/prom-data" --web.listen-address="127.0.0.1:$PPORT" \
-  --storage.tsdb.retention.time=1h >"$WORK/prometheus.log" 2>&1 &
-PROM_PID=$!
-PIDS+=("$PROM_PID")
-PROM="http://127.0.0.1:$PPORT"
-for _ in $(seq 50); do curl -sf "$PROM/-/ready" >/dev/null && break; sleep 0.2; done
-curl -sf "$PROM/-/ready" >/dev/null || die "prometheus did not start: $(tail -3 "$WORK/prometheus.log")"
 
-# Every 15 s: the sum over groups of prometheus_rule_group_last_duration_seconds, and CPU.
-: >"$WORK/prom_rounds.txt"
-START=$(date +%s)
-while (($(date +%s) - START < PROM_SECONDS)); do
-  sleep 15
-  scrape "$PROM/metrics" "$WORK/prom_metrics.txt" || continue
-  awk '/^prometheus_rule_group_last_duration_seconds\{/ { s += $NF; n++ }
-       /^process_cpu_seconds_total / { c = $2 }
-       END { printf "%.6f %d %s\n", s, n, c }' "$WORK/prom_metrics.txt" >>"$WORK/prom_rounds.txt"
-done
+# Runs Prometheus pinned to CPU 0 for SECONDS with or without the rule file; every 15 s appends
+# "sum of prometheus_rule_group_last_duration_seconds, groups, process CPU seconds" to ROUNDS_FILE
+# and leaves its last /metrics in $WORK/prom_metrics.txt. Stops it unless KEEP_RUNNING=1.
+run_prometheus() { # NAME SECONDS RULES(0|1) ROUNDS_FILE
+  local name=$1 seconds=$2 rules=$3 out=$4 start
+  PPORT=$(pick_port)
+  {
+    printf 'global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n  evaluation_interval: 15s\n'
+    ((rules)) && printf 'rule_files: ["%s"]\n' "$WORK/rules.yml"
+    printf 'scrape_configs:\n  - job_name: bench\n    honor_labels: true\n'
+    printf '    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' "$SPORT"
+  } >"$WORK/prometheus-$name.yml"
+  taskset -c 0 "${AS_NOBODY[@]}" "$PROMETHEUS" --config.file="$WORK/prometheus-$name.yml" \
+    --storage.tsdb.path="$WORK/prom-data-$name" --web.listen-address="127.0.0.1:$PPORT" \
+    --storage.tsdb.retention.time=1h >"$WORK/prometheus-$name.log" 2>&1 &
+  PROM_PID=$!
+  PIDS+=("$PROM_PID")
+  PROM="http://127.0.0.1:$PPORT"
+  for _ in $(seq 50); do curl -sf "$PROM/-/ready" >/dev/null && break; sleep 0.2; done
+  curl -sf "$PROM/-/ready" >/dev/null || die "prometheus did not start: $(tail -3 "$WORK/prometheus-$name.log")"
+  : >"$out"
+  start=$(date +%s)
+  while (($(date +%s) - start < seconds)); do
+    sleep 15
+    scrape "$PROM/metrics" "$WORK/prom_metrics.txt" || continue
+    awk '/^prometheus_rule_group_last_duration_seconds\{/ { s += $NF; n++ }
+         /^process_cpu_seconds_total / { c = $2 }
+         END { printf "%.6f %d %s\n", s, n, c }' "$WORK/prom_metrics.txt" >>"$out"
+  done
+  if [[ ${KEEP_RUNNING:-0} != 1 ]]; then kill "$PROM_PID"; wait "$PROM_PID" 2>/dev/null || true; fi
+}
+# CPU per 15 s round over the rounds after the first SKIP.
+cpu_per_round() { # ROUNDS_FILE SKIP
+  awk -v skip="$2" 'NR == skip { c0 = $3 } NR > skip { c1 = $3; n++ } END { if (n) printf "%.1f", (c1 - c0) / n * 1000 }' "$1"
+}
+
+log "Prometheus without rules (scrape and TSDB only) for ${BASE_SECONDS} s, pinned to CPU 0"
+run_prometheus base "$BASE_SECONDS" 0 "$WORK/prom_base_rounds.txt"
+P_BASE_CPU=$(cpu_per_round "$WORK/prom_base_rounds.txt" 2)
+log "Prometheus with the rules for ${PROM_SECONDS} s, pinned to CPU 0"
+KEEP_RUNNING=1 run_prometheus rules "$PROM_SECONDS" 1 "$WORK/prom_rounds.txt"
 m="$WORK/prom_metrics.txt"
 P_SERIES=$(sample "$m" prometheus_tsdb_head_series "")
-P_APPENDED=$(sample "$m" prometheus_tsdb_head_samples_appended_total "")
+P_APPENDED=$(awk '/^prometheus_tsdb_head_samples_appended_total/ { s += $NF } END { printf "%.0f", s }' "$m")
 P_RSS=$(sample "$m" process_resident_memory_bytes "")
 P_HEAP=$(sample "$m" go_memstats_heap_inuse_bytes "")
 P_FAILS=$(awk '/^prometheus_rule_evaluation_failures_total\{/ { s += $NF } END { print s + 0 }' "$m")
@@ -93,7 +104,8 @@ SKIP=8
 P_MED=$(awk -v skip=$SKIP 'NR > skip { print $1 * 1000 }' "$WORK/prom_rounds.txt" | sort -g |
   awk '{ a[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
 P_MAX=$(awk -v skip=$SKIP 'NR > skip { print $1 * 1000 }' "$WORK/prom_rounds.txt" | sort -g | tail -1)
-P_CPU_PER_ROUND=$(awk -v skip=$SKIP 'NR == skip { c0 = $3 } NR > skip { c1 = $3; n++ } END { if (n) printf "%.1f", (c1 - c0) / n * 1000 }' "$WORK/prom_rounds.txt")
+P_CPU_PER_ROUND=$(cpu_per_round "$WORK/prom_rounds.txt" $SKIP)
+P_MAX_GROUP=$(awk '/^prometheus_rule_group_last_duration_seconds\{/ { if ($NF > m) m = $NF } END { printf "%.1f", m * 1000 }' "$m")
 P_GROUPS=$(tail -1 "$WORK/prom_rounds.txt" | awk '{ print $2 }')
 
 o="$WORK/ours.txt"
@@ -103,13 +115,17 @@ echo "## Rule engine: $(kv "$o" rules) rules in $(kv "$o" groups) groups over $(
 echo
 echo "Ours: $(kv "$o" warmup) collections of warm-up then $(kv "$o" rounds) measured rounds, $(( $(kv "$o" step_ms) / 1000 )) s apart on a fake clock,"
 echo "one thread pinned to CPU 0. Prometheus $("$PROMETHEUS" --version 2>&1 | awk 'NR==1 { print $3 }'): the same rule file, scraping the"
-echo "same series every 15 s for ${PROM_SECONDS} s (pinned to CPU 0; the series server on CPU 1), rounds after the first $((SKIP * 15)) s."
+echo "same series every 15 s for ${PROM_SECONDS} s (pinned to CPU 0; the series server on CPU 1), rounds after the first $((SKIP * 15)) s;"
+echo "before that ${BASE_SECONDS} s without rules for its scrape and TSDB cost. Prometheus runs its groups concurrently: on one"
+echo "core, a group's duration includes waiting for the others, so the sum over groups exceeds the round's work once"
+echo "Prometheus falls behind (iterations missed > 0); its CPU per round is then the comparable figure."
 echo
 echo "| | runbook_exporter | Prometheus |"
 echo "|---|---:|---:|"
 echo "| evaluation round, median (ms) | $(kv "$o" round_wall_median_ms) | $P_MED (sum of prometheus_rule_group_last_duration_seconds) |"
 echo "| evaluation round, p90 / max (ms) | $(kv "$o" round_wall_p90_ms) / $(kv "$o" round_wall_max_ms) | — / $P_MAX |"
-echo "| CPU per round (ms) | $(kv "$o" round_cpu_median_ms) (evaluation only) | $P_CPU_PER_ROUND (whole process: scrape, TSDB, rules) |"
+echo "| CPU per round (ms) | $(kv "$o" round_cpu_median_ms) (evaluation only) | $(fcalc "$P_CPU_PER_ROUND - $P_BASE_CPU" 1) (process CPU per 15 s with rules, $P_CPU_PER_ROUND, minus without, $P_BASE_CPU) |"
+echo "| slowest group, last evaluation (ms) | $(awk -F= '$1 == "slow_group" { split($2, a, " "); print a[2]; exit }' "$o") (median) | $P_MAX_GROUP |"
 if [[ $PLAIN == 1 ]]; then
   echo "| round without annotation templates, median / p90 (ms) | $(kv "$p" round_wall_median_ms) / $(kv "$p" round_wall_p90_ms) | — |"
 fi
@@ -118,7 +134,7 @@ echo "| series held | $(kv "$o" store_series) | $P_SERIES (head) |"
 echo "| samples held | $(kv "$o" store_samples) | $P_APPENDED appended to the head (all kept) |"
 echo "| bytes per stored sample | $(kv "$o" store_bytes_per_sample) (store's accounting), $(kv "$o" rss_bytes_per_sample) (RSS delta) | $(fcalc "$P_RSS / $P_APPENDED" 1) (RSS / samples appended) |"
 echo "| bytes per series | $(kv "$o" store_bytes_per_series) (store's accounting) | $(fcalc "$P_RSS / $P_SERIES" 0) (RSS / head series), $(fcalc "$P_HEAP / $P_SERIES" 0) (Go heap in use / head series) |"
-echo "| memory | store $(mb "$(($(kv "$o" store_bytes) / 1024))") MB, RSS delta $(mb "$(kv "$o" rss_delta_kb)") MB | RSS $(mb "$((${P_RSS%.*} / 1024))") MB |"
+echo "| memory | store $(mb "$(($(kv "$o" store_bytes) / 1024))") MB, RSS delta $(mb "$(kv "$o" rss_delta_kb)") MB | RSS $(fcalc "$P_RSS / 1048576" 1) MB |"
 echo "| alerts firing / pending at the end | $(kv "$o" alerts_firing) / $(kv "$o" alerts_pending) | $P_FIRING / $P_PENDING |"
 echo "| rule evaluation failures | $(kv "$o" rule_errors) rules | $P_FAILS evaluations (iterations missed: $P_MISSED) |"
 echo
