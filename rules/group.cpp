@@ -45,7 +45,7 @@ struct RuleState {
   std::string last_error;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
-  std::set<Labels> prev_series;
+  std::vector<Labels> prev_series;  // sorted, unique
   std::vector<promql::Sample> alert_series;
 };
 
@@ -95,14 +95,18 @@ struct RuleGroup::Impl {
     auto res = Query(*r.def.expr, ts);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
-    std::set<Labels> seen;
+    std::vector<const Labels*> seen;
+    seen.reserve(out.size());
     for (auto& s : out) {
       SetLabel(s.metric, "__name__", r.def.name);
       for (const auto& [k, v] : r.def.labels) SetLabel(s.metric, k, v);
       s.t = ts;
-      if (!seen.insert(s.metric).second) {
-        return std::string("vector contains metrics with the same labelset after applying rule labels");
-      }
+      seen.push_back(&s.metric);
+    }
+    std::sort(seen.begin(), seen.end(), [](const Labels* a, const Labels* b) { return *a < *b; });
+    if (std::adjacent_find(seen.begin(), seen.end(),
+                           [](const Labels* a, const Labels* b) { return *a == *b; }) != seen.end()) {
+      return std::string("vector contains metrics with the same labelset after applying rule labels");
     }
     if (def.limit > 0 && int(out.size()) > def.limit) {
       return "exceeded limit " + std::to_string(def.limit) + " with " + std::to_string(out.size()) +
@@ -280,14 +284,20 @@ void RuleGroup::Eval(TimestampMs ts) {
       g.SendAlerts(r, ts);
       r.alert_series = out;
     }
-    std::set<Labels> returned;
-    for (const auto& s : out) {
+    std::vector<Labels> returned;
+    returned.reserve(out.size());
+    for (auto& s : out) {
       if (g.opts->appender) g.opts->appender->Append(s.metric, ts, s.v);
-      returned.insert(s.metric);
+      returned.push_back(std::move(s.metric));
     }
-    for (const auto& prev : r.prev_series) {
-      if (!returned.count(prev) && g.opts->appender)
-        g.opts->appender->Append(prev, ts, promql::StaleMarker());
+    std::sort(returned.begin(), returned.end());
+    returned.erase(std::unique(returned.begin(), returned.end()), returned.end());
+    if (g.opts->appender) {
+      std::vector<const Labels*> gone;
+      for (const auto& prev : r.prev_series) {
+        if (!std::binary_search(returned.begin(), returned.end(), prev)) gone.push_back(&prev);
+      }
+      for (const auto* prev : gone) g.opts->appender->Append(*prev, ts, promql::StaleMarker());
     }
     r.prev_series = std::move(returned);
   }

@@ -2,26 +2,80 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
-#include <unordered_set>
+
+#include "promql/postings.h"
 
 namespace runbook {
 namespace {
 
+using Id = promql::Postings::Id;
+constexpr Id kNoSource = ~Id(0);
+
 struct StoredSeries {
-  Labels metric;
+  Labels metric;  // sorted; empty for a free slot
   std::vector<promql::Point> points;
   TimestampMs keep_ms = 0;
-  std::string source;
+  Id source = kNoSource;
+  std::uint64_t seen = 0;  // the last Ingest/Retire pass that handled this series
 };
 
-std::string SeriesKey(const Labels& sorted) {
-  std::string key;
-  for (const auto& [n, v] : sorted) {
-    key.append(n).push_back('\xff');
-    key.append(v).push_back('\xff');
+// Series ids by LabelsHash: open addressing with linear probing (node-based maps cost a cache
+// miss per lookup at this size). Equal hashes are told apart by the caller.
+class IdTable {
+ public:
+  template <typename Same>
+  std::optional<Id> Find(std::uint64_t hash, Same same) const {
+    if (slots_.empty()) return std::nullopt;
+    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.id == kEmpty) return std::nullopt;
+      if (s.id != kDeleted && s.hash == hash && same(s.id)) return s.id;
+    }
   }
-  return key;
+  void Insert(std::uint64_t hash, Id id) {
+    if ((used_ + 1) * 4 > slots_.size() * 3) Rehash(std::max<std::size_t>(1024, live_ * 4));
+    std::size_t i = hash & mask_;
+    while (slots_[i].id != kEmpty && slots_[i].id != kDeleted) i = (i + 1) & mask_;
+    if (slots_[i].id == kEmpty) ++used_;
+    slots_[i] = {hash, id};
+    ++live_;
+  }
+  void Erase(std::uint64_t hash, Id id) {
+    for (std::size_t i = hash & mask_; slots_[i].id != kEmpty; i = (i + 1) & mask_) {
+      if (slots_[i].id == id) {
+        slots_[i].id = kDeleted;
+        --live_;
+        return;
+      }
+    }
+  }
+  std::size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
+
+ private:
+  static constexpr Id kEmpty = ~Id(0), kDeleted = ~Id(0) - 1;
+  struct Slot {
+    std::uint64_t hash = 0;
+    Id id = kEmpty;
+  };
+  void Rehash(std::size_t min_slots) {
+    std::size_t n = 1;
+    while (n < min_slots) n *= 2;
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(n, Slot{});
+    mask_ = n - 1;
+    used_ = live_ = 0;
+    for (const auto& s : old)
+      if (s.id != kEmpty && s.id != kDeleted) Insert(s.hash, s.id);
+  }
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0, used_ = 0, live_ = 0;
+};
+
+// Heap bytes of a string beyond the object itself (none while the short-string buffer holds it).
+std::size_t StringHeap(const std::string& s) {
+  return s.capacity() > 15 ? s.capacity() + 1 : 0;
 }
 
 bool MatchesAll(const std::vector<promql::Matcher>& matchers, const Labels& metric) {
@@ -31,12 +85,25 @@ bool MatchesAll(const std::vector<promql::Matcher>& matchers, const Labels& metr
   return true;
 }
 
+bool MatchesAll(const std::vector<const promql::Matcher*>& matchers, const Labels& metric) {
+  for (const auto* m : matchers) {
+    if (!m->Matches(LabelValue(metric, m->name()))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 struct SeriesStore::Impl {
-  // __name__ → series key → series. Node-based maps keep StoredSeries addresses stable.
-  std::unordered_map<std::string, std::unordered_map<std::string, StoredSeries>> by_name;
-  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> by_source;
+  std::vector<StoredSeries> series;  // by id
+  std::vector<Id> free_ids;
+  IdTable ids;
+  promql::Postings postings;
+  std::unordered_map<std::string, Id> source_ids;
+  // Per source, the ids of its series at its last collection. Entries may be out of date (the
+  // series compacted away, or taken over by another source); users check the series' source.
+  std::unordered_map<Id, std::vector<Id>> by_source;
+  std::uint64_t pass = 0;
   std::vector<Retention> retention;
 
   TimestampMs KeepFor(const Labels& metric) const {
@@ -45,6 +112,43 @@ struct SeriesStore::Impl {
       if (r.keep_ms > keep && MatchesAll(r.matchers, metric)) keep = r.keep_ms;
     }
     return keep;
+  }
+
+  Id SourceId(std::string_view name) {
+    auto [it, inserted] = source_ids.try_emplace(std::string(name), static_cast<Id>(source_ids.size()));
+    return it->second;
+  }
+
+  // The series with these (sorted) labels, created (with a copy of them) if new.
+  StoredSeries& FindOrCreate(const Labels& metric, Id* id_out) {
+    const std::uint64_t hash = LabelsHash(metric);
+    if (auto found = ids.Find(hash, [&](Id id) { return series[id].metric == metric; })) {
+      *id_out = *found;
+      return series[*found];
+    }
+    Id id;
+    if (free_ids.empty()) {
+      id = static_cast<Id>(series.size());
+      series.emplace_back();
+    } else {
+      id = free_ids.back();
+      free_ids.pop_back();
+    }
+    ids.Insert(hash, id);
+    StoredSeries& s = series[id];
+    s.keep_ms = KeepFor(metric);
+    s.metric = metric;
+    postings.Add(id, s.metric);
+    *id_out = id;
+    return s;
+  }
+
+  void Delete(Id id) {
+    StoredSeries& s = series[id];
+    ids.Erase(LabelsHash(s.metric), id);
+    postings.Remove(id, s.metric);
+    s = StoredSeries{};
+    free_ids.push_back(id);
   }
 
   static void Trim(StoredSeries& s, TimestampMs now) {
@@ -69,23 +173,21 @@ struct SeriesStore::Impl {
                                 s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now);
   }
 
-  // Marks every live series of `source` not in `seen` stale at t and forgets expired ones.
-  void Retire(const std::string& source, const std::unordered_set<std::string>& seen, TimestampMs t,
-              std::vector<std::pair<std::string, std::string>>& kept) {
-    for (auto& [name, key] : by_source[source]) {
-      if (seen.count(key) != 0) continue;
-      auto bucket = by_name.find(name);
-      if (bucket == by_name.end()) continue;
-      auto it = bucket->second.find(key);
-      if (it == bucket->second.end() || it->second.source != source) continue;
-      StoredSeries& s = it->second;
+  // Marks every live series of `source` not handled in this pass stale at t and forgets
+  // expired ones; the survivors join `kept`.
+  void Retire(Id source, TimestampMs t, std::vector<Id>& kept) {
+    auto it = by_source.find(source);
+    if (it == by_source.end()) return;
+    for (Id id : it->second) {
+      StoredSeries& s = series[id];
+      if (s.metric.empty() || s.source != source || s.seen == pass) continue;
+      s.seen = pass;
       if (!s.points.empty() && !promql::IsStaleMarker(s.points.back().v)) Append(s, t, promql::StaleMarker());
       if (Expired(s, t)) {
-        bucket->second.erase(it);
-        if (bucket->second.empty()) by_name.erase(bucket);
+        Delete(id);
         continue;
       }
-      kept.emplace_back(name, key);
+      kept.push_back(id);
     }
   }
 };
@@ -96,60 +198,59 @@ SeriesStore::~SeriesStore() = default;
 void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
                          const std::vector<StoreSample>& samples) {
   std::unique_lock lock(mu_);
-  const std::string source(source_name);
-  std::unordered_set<std::string> seen;
-  std::vector<std::pair<std::string, std::string>> present;
+  Impl& m = *impl_;
+  const Id source = m.SourceId(source_name);
+  const std::uint64_t pass = ++m.pass;
+  std::vector<Id> present;
   present.reserve(samples.size());
+  Labels sorted;
   for (const auto& sample : samples) {
-    Labels metric = sample.metric;
-    CanonicalLabels(metric);
-    std::string name(LabelValue(metric, "__name__"));
-    std::string key = SeriesKey(metric);
-    auto& bucket = impl_->by_name[name];
-    auto [it, inserted] = bucket.try_emplace(key);
-    StoredSeries& s = it->second;
-    if (inserted) {
-      s.keep_ms = impl_->KeepFor(metric);
-      s.metric = std::move(metric);
+    const Labels* metric = &sample.metric;
+    if (!IsCanonical(*metric)) {
+      sorted = *metric;
+      CanonicalLabels(sorted);
+      metric = &sorted;
     }
+    Id id;
+    StoredSeries& s = m.FindOrCreate(*metric, &id);
     s.source = source;
     Impl::Append(s, t, sample.value);
-    if (seen.insert(key).second) present.emplace_back(std::move(name), std::move(key));
+    if (s.seen != pass) {
+      s.seen = pass;
+      present.push_back(id);
+    }
   }
-  impl_->Retire(source, seen, t, present);
-  impl_->by_source[source] = std::move(present);
+  m.Retire(source, t, present);
+  m.by_source[source] = std::move(present);
 }
 
 void SeriesStore::Append(const Labels& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
+  Id id;
+  if (IsCanonical(metric_in)) {
+    Impl::Append(impl_->FindOrCreate(metric_in, &id), t, v);
+    return;
+  }
   Labels metric = metric_in;
   CanonicalLabels(metric);
-  auto& bucket = impl_->by_name[std::string(LabelValue(metric, "__name__"))];
-  auto [it, inserted] = bucket.try_emplace(SeriesKey(metric));
-  if (inserted) {
-    it->second.keep_ms = impl_->KeepFor(metric);
-    it->second.metric = std::move(metric);
-  }
-  Impl::Append(it->second, t, v);
+  Impl::Append(impl_->FindOrCreate(metric, &id), t, v);
 }
 
 void SeriesStore::Compact(TimestampMs now) {
   std::unique_lock lock(mu_);
-  for (auto bucket = impl_->by_name.begin(); bucket != impl_->by_name.end();) {
-    for (auto it = bucket->second.begin(); it != bucket->second.end();) {
-      const auto& s = it->second;
-      bool gone = s.points.empty() || s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now;
-      it = gone ? bucket->second.erase(it) : std::next(it);
-    }
-    bucket = bucket->second.empty() ? impl_->by_name.erase(bucket) : std::next(bucket);
+  for (Id id = 0; id < impl_->series.size(); ++id) {
+    const auto& s = impl_->series[id];
+    if (s.metric.empty()) continue;
+    if (s.points.empty() || s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now) impl_->Delete(id);
   }
 }
 
 void SeriesStore::RemoveSource(std::string_view source_name, TimestampMs t) {
   std::unique_lock lock(mu_);
-  const std::string source(source_name);
-  std::vector<std::pair<std::string, std::string>> kept;
-  impl_->Retire(source, {}, t, kept);
+  const Id source = impl_->SourceId(source_name);
+  ++impl_->pass;
+  std::vector<Id> kept;
+  impl_->Retire(source, t, kept);
   if (kept.empty()) {
     impl_->by_source.erase(source);
   } else {
@@ -160,31 +261,36 @@ void SeriesStore::RemoveSource(std::string_view source_name, TimestampMs t) {
 void SeriesStore::SetRetention(std::vector<Retention> retention) {
   std::unique_lock lock(mu_);
   impl_->retention = std::move(retention);
-  for (auto& [name, bucket] : impl_->by_name) {
-    for (auto& [key, s] : bucket) s.keep_ms = impl_->KeepFor(s.metric);
+  for (auto& s : impl_->series) {
+    if (!s.metric.empty()) s.keep_ms = impl_->KeepFor(s.metric);
   }
 }
 
 SeriesStore::Stats SeriesStore::stats() const {
   std::shared_lock lock(mu_);
   Stats st;
-  for (const auto& [name, bucket] : impl_->by_name) {
-    for (const auto& [key, s] : bucket) {
-      ++st.series;
-      st.samples += s.points.size();
-      st.bytes += sizeof(StoredSeries) + key.capacity() + s.points.capacity() * sizeof(promql::Point) +
-                  s.metric.capacity() * sizeof(Labels::value_type) + s.source.capacity();
-      for (const auto& [n, v] : s.metric) st.bytes += n.capacity() + v.capacity();
-    }
+  for (const auto& s : impl_->series) {
+    if (s.metric.empty()) continue;
+    ++st.series;
+    st.samples += s.points.size();
+    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) +
+                s.metric.capacity() * sizeof(Labels::value_type);
+    for (const auto& [n, v] : s.metric) st.bytes += StringHeap(n) + StringHeap(v);
   }
+  if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
   return st;
 }
 
 void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
                          const std::function<void(const Labels&, std::span<const promql::Point>)>& fn) const {
   std::shared_lock lock(mu_);
+  auto candidates = impl_->postings.Select(matchers);
+  std::vector<const promql::Matcher*> all;
+  if (!candidates)
+    for (const auto& m : matchers) all.push_back(&m);
+  const auto& check = candidates ? candidates->unchecked : all;
   auto visit = [&](const StoredSeries& s) {
-    if (!MatchesAll(matchers, s.metric)) return;
+    if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
     auto lo = std::lower_bound(s.points.begin(), s.points.end(), mint,
                                [](const promql::Point& p, TimestampMs t) { return p.t < t; });
     auto hi = std::upper_bound(lo, s.points.end(), maxt,
@@ -192,16 +298,10 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
     if (lo == hi) return;
     fn(s.metric, std::span<const promql::Point>(&*lo, static_cast<std::size_t>(hi - lo)));
   };
-  for (const auto& m : matchers) {
-    if (m.name() == "__name__" && m.op() == promql::Matcher::Op::kEqual) {
-      auto bucket = impl_->by_name.find(m.value());
-      if (bucket == impl_->by_name.end()) return;
-      for (const auto& [key, s] : bucket->second) visit(s);
-      return;
-    }
-  }
-  for (const auto& [name, bucket] : impl_->by_name) {
-    for (const auto& [key, s] : bucket) visit(s);
+  if (candidates) {
+    for (Id id : candidates->ids) visit(impl_->series[id]);
+  } else {
+    for (const auto& s : impl_->series) visit(s);
   }
 }
 

@@ -11,6 +11,10 @@
 // keeps points back to keep_ms + the 5 min lookback. Series whose newest point is a staleness
 // marker are dropped once that marker and every retained point have aged out.
 //
+// Lookup: series live in slots found by a hash of their labels; Select visits only the series a
+// label index (rules/promql/postings.h) offers for the selector's non-empty matchers, or every
+// series when no matcher narrows.
+//
 // Thread-safety: every method may be called from any thread. Ingest/SetRetention/RemoveSource
 // take an exclusive lock; Select and stats() a shared one.
 

@@ -31,10 +31,15 @@ Labels DropMetricName(Labels labels) {
 
 void CheckUniqueLabelsets(const Vector& v) {
   if (v.size() < 2) return;
-  std::unordered_set<std::string> seen;
-  for (const auto& s : v) {
-    if (!seen.insert(LabelsKey(s.metric)).second)
-      throw EvalError{"vector cannot contain metrics with the same labelset"};
+  std::vector<std::pair<std::uint64_t, const Labels*>> hashed;
+  hashed.reserve(v.size());
+  for (const auto& s : v) hashed.emplace_back(LabelsHash(s.metric), &s.metric);
+  std::sort(hashed.begin(), hashed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < hashed.size(); ++i) {
+    for (std::size_t j = i + 1; j < hashed.size() && hashed[j].first == hashed[i].first; ++j) {
+      if (*hashed[j].second == *hashed[i].second)
+        throw EvalError{"vector cannot contain metrics with the same labelset"};
+    }
   }
 }
 
@@ -72,6 +77,21 @@ double ScalarOp(BinOp op, double l, double r, bool* keep) {
 }
 
 // atan2 keeps the metric name, as in Prometheus.
+// Dropping __name__ cannot make two series of one metric name equal: the uniqueness check after
+// an operation that drops it is needed only when the input mixes names.
+bool OneName(const Vector& v) {
+  for (const auto& s : v) {
+    if (LabelValue(s.metric, "__name__") != LabelValue(v.front().metric, "__name__")) return false;
+  }
+  return true;
+}
+
+bool OneName(const std::vector<Matcher>& matchers) {
+  return std::any_of(matchers.begin(), matchers.end(), [](const Matcher& m) {
+    return m.name() == "__name__" && m.op() == Matcher::Op::kEqual && !m.value().empty();
+  });
+}
+
 bool DropsName(const Expr& e) {
   return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
 }
@@ -271,6 +291,7 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     bool scalar_left = l.type == ValueType::kScalar;
     Vector& vec = scalar_left ? r.vector : l.vector;
     double scalar = scalar_left ? l.scalar : r.scalar;
+    const bool check = DropsName(e) && !OneName(vec);
     for (auto& s : vec) {
       double lv = scalar_left ? scalar : s.v;
       double rv = scalar_left ? s.v : scalar;
@@ -281,10 +302,10 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
       } else if (!keep) {
         continue;
       }
-      Sample o{DropsName(e) ? DropMetricName(s.metric) : s.metric, ts, v};
+      Sample o{DropsName(e) ? DropMetricName(std::move(s.metric)) : std::move(s.metric), ts, v};
       out.vector.push_back(std::move(o));
     }
-    CheckUniqueLabelsets(out.vector);
+    if (check) CheckUniqueLabelsets(out.vector);
     return out;
   }
   const auto& m = e.matching;
@@ -407,6 +428,41 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
     }
     for (size_t i = 0; i < e.args.size(); ++i) {
       call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
+    }
+    const Expr& range_arg = Unparen(*e.args[matrix_arg]);
+    if (range_arg.kind == ExprKind::kMatrixSelector) {
+      // Each series' window goes straight from the store into the function: no matrix of copies.
+      const Expr& vs = *range_arg.operand;
+      const TimestampMs ref = RefTime(vs, ts);
+      call.range_start = ref - range_arg.range_ms;
+      call.range_end = ref;
+      call.range_ms = range_arg.range_ms;
+      size_t loaded = 0;
+      std::vector<Point> scratch;
+      storage_.Select(
+          vs.matchers, call.range_start, call.range_end,
+          [&](const Labels& metric, std::span<const Point> points) {
+            auto lo = std::lower_bound(points.begin(), points.end(), call.range_start,
+                                       [](const Point& p, TimestampMs t) { return p.t < t; });
+            auto hi = std::upper_bound(lo, points.end(), call.range_end,
+                                       [](TimestampMs t, const Point& p) { return t < p.t; });
+            std::span<const Point> window(lo, hi);
+            if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
+              scratch.clear();
+              std::copy_if(lo, hi, std::back_inserter(scratch),
+                           [](const Point& p) { return !IsStaleMarker(p.v); });
+              window = scratch;
+            }
+            if (window.empty()) return;
+            loaded += window.size();
+            call.points = window;
+            std::optional<double> v = f.series_fn(call);
+            if (!v) return;
+            out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, *v});
+          });
+      Count(loaded);
+      if (!f.keeps_metric_name && !OneName(vs.matchers)) CheckUniqueLabelsets(out.vector);
+      return out;
     }
     Window w;
     Matrix matrix = EvalRangeArg(*e.args[matrix_arg], ts, &w);

@@ -68,6 +68,8 @@ TEST_CASE("promql evaluation errors read as promtool's") {
        "vector cannot contain metrics with the same labelset"},
       {"abs({__name__=~\"http_requests|other_requests\"})",
        "vector cannot contain metrics with the same labelset"},
+      {"rate({__name__=~\"http_requests|other_requests\"}[5m])",
+       "vector cannot contain metrics with the same labelset"},
   };
   for (const auto& [expr, want] : kCases) {
     CAPTURE(std::string(expr));
