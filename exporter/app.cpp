@@ -28,22 +28,6 @@ std::string FormatTime(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string Gzip(const std::string& in) {
   z_stream zs{};
   // windowBits 15 + 16 selects the gzip wrapper; level 1 because scrapes are frequent and small.

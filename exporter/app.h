@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "go_text.h"
 #include "runbook/notify.h"
 #include "scheduler.h"
 
@@ -80,7 +81,5 @@ std::string ConcatenateRendered(const std::vector<const std::vector<RenderedFami
 
 // gzip-compresses `in` (RFC 1952).
 std::string Gzip(const std::string& in);
-
-std::string HtmlEscape(std::string_view s);
 
 }  // namespace runbook

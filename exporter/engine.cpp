@@ -18,15 +18,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-class StoreAppender final : public rules::Appender {
- public:
-  explicit StoreAppender(SeriesStore& store) : store_(store) {}
-  void Append(const Labels& metric, TimestampMs t, double v) override { store_.Append(metric, t, v); }
-
- private:
-  SeriesStore& store_;
-};
-
 TimestampMs ToMs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -142,8 +133,7 @@ std::vector<std::string> LoadRuleFiles(const RulesConfig& cfg, std::vector<rules
   return errors;
 }
 
-Engine::Engine(const Clock& clock)
-    : clock_(clock), appender_(std::make_unique<StoreAppender>(store_)), thread_([this] { Loop(); }) {}
+Engine::Engine(const Clock& clock) : clock_(clock), thread_([this] { Loop(); }) {}
 
 Engine::~Engine() {
   {
@@ -178,7 +168,7 @@ void Engine::Apply(const RulesConfig& cfg, std::vector<rules::GroupDef> groups,
   std::lock_guard lock(mu_);
   rules::ManagerOptions o;
   o.queryable = &store_;
-  o.appender = appender_.get();
+  o.appender = &store_;
   o.notify = [this](const std::vector<Alert>& alerts) {
     NotifyFunc notify;
     {

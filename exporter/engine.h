@@ -71,7 +71,6 @@ class Engine {
 
   const Clock& clock_;
   SeriesStore store_;
-  std::unique_ptr<rules::Appender> appender_;
 
   mutable std::mutex targets_mu_;  // held while ingesting, so a removed target cannot come back
   bool active_ = false;

@@ -47,4 +47,21 @@ std::string QueryEscape(std::string_view s) {
   return out;
 }
 
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '\0': out += "\uFFFD"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace runbook

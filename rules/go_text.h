@@ -12,5 +12,8 @@ namespace runbook {
 std::string GoQuote(std::string_view s);
 // url.QueryEscape: letters, digits and -_.~ kept, space as +, everything else %XX.
 std::string QueryEscape(std::string_view s);
+// text/template's HTMLEscapeString: " ' & < > as &#34; &#39; &amp; &lt; &gt;, NUL as U+FFFD. Also
+// what the exporter's own pages escape with.
+std::string HtmlEscape(std::string_view s);
 
 }  // namespace runbook

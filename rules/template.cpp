@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "duration.h"
+#include "go_text.h"
 
 namespace runbook::rules {
 
@@ -488,23 +489,6 @@ std::string GoTitle(const std::string& s) {
       if (a == 0xE2 && b == 0x81 && u == 0x9F) start = true;
       if (a == 0xE3 && b == 0x80 && u == 0x80) start = true;
       if (a == 0xE1 && b == 0x9A && u == 0x80) start = true;
-    }
-  }
-  return out;
-}
-
-// text/template's HTMLEscapeString.
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\0': out += "\uFFFD"; break;
-      default: out += c;
     }
   }
   return out;

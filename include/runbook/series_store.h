@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runbook/promql.h"
+#include "runbook/rules.h"
 
 namespace runbook {
 
@@ -45,7 +46,7 @@ struct StoreSample {
 // served from a bounded history and is left out too (it sees whatever is still kept).
 std::vector<Retention> RetentionFor(const std::vector<const promql::Expr*>& exprs);
 
-class SeriesStore final : public promql::Queryable {
+class SeriesStore final : public promql::Queryable, public rules::Appender {
  public:
   SeriesStore();
   ~SeriesStore() override;
@@ -55,8 +56,8 @@ class SeriesStore final : public promql::Queryable {
   void Ingest(std::string_view source, TimestampMs t, const std::vector<StoreSample>& samples);
   // Appends one point outside any source's collections (rule output: recording rules, ALERTS);
   // the writer is responsible for its staleness markers. Ignored when not newer than the
-  // series' newest point.
-  void Append(const Labels& metric, TimestampMs t, double v);
+  // series' newest point. This makes the store the rule manager's Appender too.
+  void Append(const Labels& metric, TimestampMs t, double v) override;
   // Drops every series that no query at or after `now` can see any more: its newest point is
   // older than its retention plus the lookback window.
   void Compact(TimestampMs now);

@@ -397,15 +397,6 @@ std::string Exposition(const std::vector<SeriesSpec>& series, std::uint64_t seed
 
 // ------------------------------------------------------------------ measuring ours
 
-class StoreAppender final : public rules::Appender {
- public:
-  explicit StoreAppender(SeriesStore& store) : store_(store) {}
-  void Append(const Labels& metric, TimestampMs t, double v) override { store_.Append(metric, t, v); }
-
- private:
-  SeriesStore& store_;
-};
-
 long RssKb() {
   std::ifstream in("/proc/self/statm");
   long size = 0, resident = 0;
@@ -454,11 +445,10 @@ int Run(const std::string& rule_file, std::uint64_t seed) {
   const long rss0 = RssKb();
   SeriesStore store;
   store.SetRetention(RetentionFor(exprs));
-  StoreAppender appender(store);
   long alerts_sent = 0;
   rules::ManagerOptions o;
   o.queryable = &store;
-  o.appender = &appender;
+  o.appender = &store;
   o.notify = [&](const std::vector<Alert>& a) { alerts_sent += static_cast<long>(a.size()); };
   o.external_url = "http://bench:9187";
   o.default_interval_ms = step;
