@@ -112,7 +112,7 @@ Status LibpqSession::Connect(Deadline deadline) {
     for (const auto& a : addresses) {
       const char* sep = hostaddrs.empty() ? "" : ",";
       hostaddrs += sep + a;
-      hosts += sep + (IsNumericAddress(params_.host) ? a : params_.host);
+      hosts += sep + params_.host;
       ports += sep + port;
     }
   }

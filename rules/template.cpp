@@ -1978,7 +1978,7 @@ class Executor {
       std::size_t slash = u.find('/', scheme == std::string::npos ? 0 : scheme + 3);
       return Value::String(slash == std::string::npos ? "" : u.substr(slash));
     }
-    fail("function not implemented");
+    fail("internal error: known function without an implementation");
     return Value();
   }
 

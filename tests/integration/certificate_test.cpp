@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "loopback.h"
 
 using namespace itest;
 
@@ -33,23 +34,8 @@ double Num(const std::string& key) {
   return std::stod(Stack::Get()[key]);
 }
 
-// A socket on 127.0.0.1 whose connections the kernel accepts and nobody ever answers.
-struct SilentPort {
-  int fd = -1;
-  int port = 0;
-  SilentPort() {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(listen(fd, 64) == 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~SilentPort() { close(fd); }
-};
+// Connections the kernel accepts and nobody ever answers.
+using SilentPort = runbook::testing::LoopbackSocket;
 
 }  // namespace
 

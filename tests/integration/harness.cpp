@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "loopback.h"
 
 #include <curl/curl.h>
 #include <doctest/doctest.h>
@@ -183,15 +184,7 @@ std::pair<int, std::string> Run(const std::string& command) {
 }
 
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  return runbook::testing::LoopbackSocket(false).port;
 }
 
 std::string PgTarget(const std::string& name, int port, const std::string& extra) {
@@ -247,12 +240,10 @@ void Child::Kill9() {
   pid_ = -1;
 }
 
-bool Child::Alive(int* status) {
+bool Child::Alive() {
   if (pid_ <= 0) return false;
-  int st = 0;
-  if (waitpid(pid_, &st, WNOHANG) != pid_) return true;
+  if (waitpid(pid_, nullptr, WNOHANG) != pid_) return true;
   pid_ = -1;
-  if (status) *status = st;
   return false;
 }
 

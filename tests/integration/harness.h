@@ -75,8 +75,8 @@ class Child {
   Exit Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
   // SIGKILL, as a crash would: no shutdown path runs.
   void Kill9();
-  // Whether it still runs; reaps it when it has ended (the status is then in *status if given).
-  bool Alive(int* status = nullptr);
+  // Whether it still runs; reaps it when it has ended.
+  bool Alive();
   int pid() const { return pid_; }
 
  private:

@@ -273,12 +273,13 @@ TEST_CASE("a test notification reaches a webhook receiver signed, and shows in t
 // (TLS: Debian's CivetWeb with OpenSSL 3 crashes, TOOLCHAIN.md) and to see request lines as sent.
 class PyReceiver {
  public:
-  PyReceiver(const fs::path& dir, const std::string& name, const std::string& tls_args = "") : dir_(dir) {
+  // With `tls`, it serves dir/srv.pem and dir/srv.key.
+  PyReceiver(const fs::path& dir, const std::string& name, bool tls = false) {
     log_ = dir / (name + ".jsonl");
     auto port_file = dir / (name + ".port");
     std::vector<std::string> args{"/usr/bin/python3", RUNBOOK_SOURCE_DIR "/tests/tools/http_receiver.py",
                                   log_.string(), port_file.string()};
-    if (!tls_args.empty()) {
+    if (tls) {
       args.push_back("--cert");
       args.push_back((dir / "srv.pem").string());
       args.push_back("--key");
@@ -307,7 +308,7 @@ class PyReceiver {
   }
 
  private:
-  fs::path dir_, log_;
+  fs::path log_;
   int port_ = 0;
   Child process_;
 };
@@ -328,7 +329,7 @@ TEST_CASE("webhooks over TLS with a custom CA, and through an HTTP proxy") {
     auto [rc, out] = Run(cmd);
     REQUIRE_MESSAGE(rc == 0, cmd << "\n" << out);
   }
-  PyReceiver tls(dir, "tls", "tls");
+  PyReceiver tls(dir, "tls", true);
   PyReceiver proxy(dir, "proxy");
   const std::string https = "https://127.0.0.1:" + std::to_string(tls.port()) + "/hook";
   // 192.0.2.1 (TEST-NET-1) is never reachable: only the proxy can deliver there.

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "loopback.h"
 #include "pg_fixture.h"
 #include "runbook/collector.h"
 #include "tls_dialer.h"
@@ -172,23 +173,7 @@ TEST_CASE("PEM parsing reads every certificate of a bundle with ssl_exporter's l
 
 namespace {
 
-// A listening socket on 127.0.0.1 that this test controls.
-struct Listener {
-  int fd = -1;
-  int port = 0;
-  Listener() {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(listen(fd, 8) == 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~Listener() { close(fd); }
-};
+using Listener = testing::LoopbackSocket;
 
 TlsEndpoint Local(int port, StartTls starttls = StartTls::kNone) {
   return {"127.0.0.1", port, "localhost", "", "", "", starttls};
