@@ -469,8 +469,9 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, TimestampMs eval_inte
     std::vector<std::pair<Labels, double>> got, exp;
     if (res.value.type == promql::ValueType::kVector) {
       for (auto& s : res.value.vector) {
-        SortLabels(s.metric);
-        got.emplace_back(s.metric, s.v);
+        Labels metric = s.metric;
+        SortLabels(metric);
+        got.emplace_back(std::move(metric), s.v);
       }
     } else if (res.value.type == promql::ValueType::kScalar) {
       got.emplace_back(Labels{}, res.value.scalar);

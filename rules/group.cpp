@@ -98,10 +98,12 @@ struct RuleGroup::Impl {
     std::vector<const Labels*> seen;
     seen.reserve(out.size());
     for (auto& s : out) {
-      SetLabel(s.metric, "__name__", r.def.name);
-      for (const auto& [k, v] : r.def.labels) SetLabel(s.metric, k, v);
+      Labels metric = s.metric;
+      SetLabel(metric, "__name__", r.def.name);
+      for (const auto& [k, v] : r.def.labels) SetLabel(metric, k, v);
+      s.metric = std::move(metric);
       s.t = ts;
-      seen.push_back(&s.metric);
+      seen.push_back(&s.metric.get());
     }
     std::sort(seen.begin(), seen.end(), [](const Labels* a, const Labels* b) { return *a < *b; });
     if (std::adjacent_find(seen.begin(), seen.end(),

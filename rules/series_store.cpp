@@ -14,7 +14,7 @@ using Id = promql::Postings::Id;
 constexpr Id kNoSource = ~Id(0);
 
 struct StoredSeries {
-  Labels metric;  // sorted; empty for a free slot
+  LabelSet metric;  // sorted; empty for a free slot
   std::vector<promql::Point> points;
   TimestampMs keep_ms = 0;
   Id source = kNoSource;
@@ -273,8 +273,9 @@ SeriesStore::Stats SeriesStore::stats() const {
     if (s.metric.empty()) continue;
     ++st.series;
     st.samples += s.points.size();
-    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) +
-                s.metric.capacity() * sizeof(Labels::value_type);
+    // The shared set: control block and vector object, then its elements.
+    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) + 16 + sizeof(Labels) +
+                s.metric.get().capacity() * sizeof(Labels::value_type);
     for (const auto& [n, v] : s.metric) st.bytes += StringHeap(n) + StringHeap(v);
   }
   if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
@@ -282,7 +283,7 @@ SeriesStore::Stats SeriesStore::stats() const {
 }
 
 void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-                         const std::function<void(const Labels&, std::span<const promql::Point>)>& fn) const {
+                         const SelectFunc& fn) const {
   std::shared_lock lock(mu_);
   auto candidates = impl_->postings.Select(matchers);
   std::vector<const promql::Matcher*> all;

@@ -4,8 +4,11 @@
 // (SortLabels establishes that).
 
 #include <algorithm>
+#include <compare>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +17,41 @@
 namespace runbook {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// An immutable label set shared by reference, for the rule engine's hot paths: copying one costs
+// a reference count, not strings, so a series selected from a store and the samples derived from
+// it share one set of strings. It reads like a `const Labels` (and converts to one); changing it
+// means building a new one from a Labels. An empty set holds no allocation.
+// Thread-safety: like std::shared_ptr — copies may be read and destroyed on any thread.
+class LabelSet {
+ public:
+  LabelSet() = default;
+  LabelSet(Labels labels)  // NOLINT: implicit, as a Labels is what callers have
+      : p_(labels.empty() ? nullptr : std::make_shared<const Labels>(std::move(labels))) {}
+  LabelSet(std::initializer_list<Labels::value_type> labels) : LabelSet(Labels(labels)) {}
+
+  const Labels& get() const { return p_ ? *p_ : Empty(); }
+  operator const Labels&() const { return get(); }  // NOLINT: reads like a Labels
+  Labels::const_iterator begin() const { return get().begin(); }
+  Labels::const_iterator end() const { return get().end(); }
+  std::size_t size() const { return p_ ? p_->size() : 0; }
+  bool empty() const { return !p_; }
+  const Labels::value_type& operator[](std::size_t i) const { return (*p_)[i]; }
+  // Whether both refer to the same shared set (then they are equal without comparing strings).
+  bool SameAs(const LabelSet& other) const { return p_ == other.p_; }
+
+  friend bool operator==(const LabelSet& a, const LabelSet& b) { return a.p_ == b.p_ || a.get() == b.get(); }
+  friend bool operator==(const LabelSet& a, const Labels& b) { return a.get() == b; }
+  friend auto operator<=>(const LabelSet& a, const LabelSet& b) { return a.get() <=> b.get(); }
+  friend auto operator<=>(const LabelSet& a, const Labels& b) { return a.get() <=> b; }
+
+ private:
+  static const Labels& Empty() {
+    static const Labels empty;
+    return empty;
+  }
+  std::shared_ptr<const Labels> p_;
+};
 
 // Sorted by name with unique names: what SortLabels establishes.
 inline bool IsSorted(const Labels& labels) {

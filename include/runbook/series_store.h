@@ -74,7 +74,7 @@ class SeriesStore final : public promql::Queryable, public rules::Appender {
   Stats stats() const;
 
   void Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-              const std::function<void(const Labels&, std::span<const promql::Point>)>& fn) const override;
+              const SelectFunc& fn) const override;
 
  private:
   struct Impl;

@@ -29,11 +29,36 @@ Labels DropMetricName(Labels labels) {
   return labels;
 }
 
+LabelSet DropMetricName(const LabelSet& labels) {
+  auto name = std::find_if(labels.begin(), labels.end(), [](const auto& l) { return l.first == "__name__"; });
+  if (name == labels.end()) return labels;
+  Labels out;
+  out.reserve(labels.size() - 1);
+  out.insert(out.end(), labels.begin(), name);
+  out.insert(out.end(), name + 1, labels.end());
+  return out;
+}
+
+LabelSet WithLabel(const LabelSet& labels, const std::string& name, std::string value) {
+  Labels out;
+  out.reserve(labels.size() + 1);
+  bool done = value.empty();
+  for (const auto& l : labels) {
+    if (!done && name < l.first) {
+      out.emplace_back(name, std::move(value));
+      done = true;
+    }
+    if (l.first != name) out.push_back(l);
+  }
+  if (!done) out.emplace_back(name, std::move(value));
+  return out;
+}
+
 void CheckUniqueLabelsets(const Vector& v) {
   if (v.size() < 2) return;
   std::vector<std::pair<std::uint64_t, const Labels*>> hashed;
   hashed.reserve(v.size());
-  for (const auto& s : v) hashed.emplace_back(LabelsHash(s.metric), &s.metric);
+  for (const auto& s : v) hashed.emplace_back(LabelsHash(s.metric), &s.metric.get());
   std::sort(hashed.begin(), hashed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (std::size_t i = 0; i < hashed.size(); ++i) {
     for (std::size_t j = i + 1; j < hashed.size() && hashed[j].first == hashed[i].first; ++j) {

@@ -10,6 +10,9 @@ namespace runbook::promql {
 
 std::string LabelsKey(const Labels& labels);  // an unambiguous map key for a label set
 Labels DropMetricName(Labels labels);
+LabelSet DropMetricName(const LabelSet& labels);  // the same set when it has no __name__
+// `labels` with `name` set to `value` (removed when empty), sorted.
+LabelSet WithLabel(const LabelSet& labels, const std::string& name, std::string value);
 std::string FormatLabels(const Labels& labels);  // {a="b", c="d"}
 // Throws EvalError when two samples share a label set.
 void CheckUniqueLabelsets(const Vector& v);
