@@ -331,7 +331,7 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
 class StorageAppender final : public Appender {
  public:
   explicit StorageAppender(promql::MemoryStorage& s) : storage_(s) {}
-  void Append(const Labels& metric, TimestampMs t, double v) override { storage_.Append(metric, t, v); }
+  void Append(const LabelSet& metric, TimestampMs t, double v) override { storage_.Append(metric, t, v); }
 
  private:
   promql::MemoryStorage& storage_;

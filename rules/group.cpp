@@ -45,9 +45,15 @@ struct RuleState {
   std::string last_error;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
-  std::vector<Labels> prev_series;  // sorted, unique
+  std::vector<LabelSet> prev_series;  // ByHash order, unique
   std::vector<promql::Sample> alert_series;
 };
+
+// An order that compares strings only on equal hashes.
+bool ByHash(const LabelSet& a, const LabelSet& b) {
+  if (a.hash() != b.hash()) return a.hash() < b.hash();
+  return a < b;
+}
 
 std::string NameAndLabels(const RuleDef& r) {
   std::string s = r.name;
@@ -61,7 +67,7 @@ struct RuleGroup::Impl {
   GroupDef def;
   const ManagerOptions* opts;
   std::vector<RuleState> rules;
-  std::vector<Labels> stale_series;
+  std::vector<LabelSet> stale_series;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
   std::uint64_t evaluations = 0, failures = 0;
@@ -286,18 +292,18 @@ void RuleGroup::Eval(TimestampMs ts) {
       g.SendAlerts(r, ts);
       r.alert_series = out;
     }
-    std::vector<Labels> returned;
+    std::vector<LabelSet> returned;
     returned.reserve(out.size());
     for (auto& s : out) {
       if (g.opts->appender) g.opts->appender->Append(s.metric, ts, s.v);
       returned.push_back(std::move(s.metric));
     }
-    std::sort(returned.begin(), returned.end());
+    std::sort(returned.begin(), returned.end(), ByHash);
     returned.erase(std::unique(returned.begin(), returned.end()), returned.end());
     if (g.opts->appender) {
-      std::vector<const Labels*> gone;
+      std::vector<const LabelSet*> gone;
       for (const auto& prev : r.prev_series) {
-        if (!std::binary_search(returned.begin(), returned.end(), prev)) gone.push_back(&prev);
+        if (!std::binary_search(returned.begin(), returned.end(), prev, ByHash)) gone.push_back(&prev);
       }
       for (const auto* prev : gone) g.opts->appender->Append(*prev, ts, promql::StaleMarker());
     }

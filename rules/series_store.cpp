@@ -119,8 +119,10 @@ struct SeriesStore::Impl {
     return it->second;
   }
 
-  // The series with these (sorted) labels, created (with a copy of them) if new.
-  StoredSeries& FindOrCreate(const Labels& metric, Id* id_out) {
+  // The series with these (sorted) labels, created if new: sharing `metric` when it is a
+  // LabelSet, with a copy of a Labels.
+  template <typename L>
+  StoredSeries& FindOrCreate(const L& metric, Id* id_out) {
     const std::uint64_t hash = LabelsHash(metric);
     if (auto found = ids.Find(hash, [&](Id id) { return series[id].metric == metric; })) {
       *id_out = *found;
@@ -136,8 +138,8 @@ struct SeriesStore::Impl {
     }
     ids.Insert(hash, id);
     StoredSeries& s = series[id];
-    s.keep_ms = KeepFor(metric);
-    s.metric = metric;
+    s.metric = LabelSet(metric);
+    s.keep_ms = KeepFor(s.metric);
     postings.Add(id, s.metric);
     *id_out = id;
     return s;
@@ -203,16 +205,26 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   const std::uint64_t pass = ++m.pass;
   std::vector<Id> present;
   present.reserve(samples.size());
+  // A collection mostly repeats the previous one in the same order: the series at the same
+  // position is tried first, without hashing. A stored series equals the sample's labels only
+  // if those are canonical.
+  auto prev_it = m.by_source.find(source);
+  const std::vector<Id>* prev = prev_it == m.by_source.end() ? nullptr : &prev_it->second;
   Labels sorted;
-  for (const auto& sample : samples) {
-    const Labels* metric = &sample.metric;
-    if (!IsCanonical(*metric)) {
-      sorted = *metric;
-      CanonicalLabels(sorted);
-      metric = &sorted;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto& sample = samples[i];
+    Id id = prev && i < prev->size() ? (*prev)[i] : kNoSource;
+    StoredSeries* hit = id != kNoSource ? &m.series[id] : nullptr;
+    if (!hit || hit->source != source || !(hit->metric == sample.metric)) {
+      const Labels* metric = &sample.metric;
+      if (!IsCanonical(*metric)) {
+        sorted = *metric;
+        CanonicalLabels(sorted);
+        metric = &sorted;
+      }
+      hit = &m.FindOrCreate(*metric, &id);
     }
-    Id id;
-    StoredSeries& s = m.FindOrCreate(*metric, &id);
+    StoredSeries& s = *hit;
     s.source = source;
     Impl::Append(s, t, sample.value);
     if (s.seen != pass) {
@@ -224,7 +236,7 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   m.by_source[source] = std::move(present);
 }
 
-void SeriesStore::Append(const Labels& metric_in, TimestampMs t, double v) {
+void SeriesStore::Append(const LabelSet& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
   Id id;
   if (IsCanonical(metric_in)) {

@@ -4,6 +4,7 @@
 // (SortLabels establishes that).
 
 #include <algorithm>
+#include <atomic>
 #include <compare>
 #include <cstdint>
 #include <functional>
@@ -18,29 +19,55 @@ namespace runbook {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
+// One step of LabelsHash: folds a name or value into h.
+inline std::uint64_t HashMix(std::uint64_t h, std::string_view s) {
+  return h ^ (std::hash<std::string_view>{}(s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+// A hash of names and values, never 0: equal label sets hash alike. Users that need identity
+// still compare the labels on equal hashes.
+inline std::uint64_t LabelsHash(const Labels& labels) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const auto& [n, v] : labels) h = HashMix(HashMix(h, n), v);
+  return h ? h : 1;
+}
+
 // An immutable label set shared by reference, for the rule engine's hot paths: copying one costs
 // a reference count, not strings, so a series selected from a store and the samples derived from
 // it share one set of strings. It reads like a `const Labels` (and converts to one); changing it
-// means building a new one from a Labels. An empty set holds no allocation.
+// means building a new one from a Labels. An empty set holds no allocation. Its LabelsHash is
+// computed once, when first asked for.
 // Thread-safety: like std::shared_ptr — copies may be read and destroyed on any thread.
 class LabelSet {
  public:
   LabelSet() = default;
   LabelSet(Labels labels)  // NOLINT: implicit, as a Labels is what callers have
-      : p_(labels.empty() ? nullptr : std::make_shared<const Labels>(std::move(labels))) {}
+      : p_(labels.empty() ? nullptr : std::make_shared<const Rep>(std::move(labels))) {}
   LabelSet(std::initializer_list<Labels::value_type> labels) : LabelSet(Labels(labels)) {}
 
-  const Labels& get() const { return p_ ? *p_ : Empty(); }
+  const Labels& get() const { return p_ ? p_->labels : Empty(); }
   operator const Labels&() const { return get(); }  // NOLINT: reads like a Labels
   Labels::const_iterator begin() const { return get().begin(); }
   Labels::const_iterator end() const { return get().end(); }
-  std::size_t size() const { return p_ ? p_->size() : 0; }
+  std::size_t size() const { return p_ ? p_->labels.size() : 0; }
   bool empty() const { return !p_; }
-  const Labels::value_type& operator[](std::size_t i) const { return (*p_)[i]; }
+  const Labels::value_type& operator[](std::size_t i) const { return p_->labels[i]; }
+  std::uint64_t hash() const {
+    if (!p_) return LabelsHash(Empty());
+    // Racing readers compute the same value: relaxed is enough.
+    std::uint64_t h = p_->hash.load(std::memory_order_relaxed);
+    if (h == 0) {
+      h = LabelsHash(p_->labels);
+      p_->hash.store(h, std::memory_order_relaxed);
+    }
+    return h;
+  }
   // Whether both refer to the same shared set (then they are equal without comparing strings).
   bool SameAs(const LabelSet& other) const { return p_ == other.p_; }
 
-  friend bool operator==(const LabelSet& a, const LabelSet& b) { return a.p_ == b.p_ || a.get() == b.get(); }
+  friend bool operator==(const LabelSet& a, const LabelSet& b) {
+    return a.p_ == b.p_ || (a.hash() == b.hash() && a.get() == b.get());
+  }
   friend bool operator==(const LabelSet& a, const Labels& b) { return a.get() == b; }
   friend auto operator<=>(const LabelSet& a, const LabelSet& b) { return a.get() <=> b.get(); }
   friend auto operator<=>(const LabelSet& a, const Labels& b) { return a.get() <=> b; }
@@ -50,8 +77,17 @@ class LabelSet {
     static const Labels empty;
     return empty;
   }
-  std::shared_ptr<const Labels> p_;
+  struct Rep {
+    explicit Rep(Labels l) : labels(std::move(l)) {}
+    Labels labels;
+    mutable std::atomic<std::uint64_t> hash{0};  // 0: not computed yet
+  };
+  std::shared_ptr<const Rep> p_;
 };
+
+inline std::uint64_t LabelsHash(const LabelSet& labels) {
+  return labels.hash();
+}
 
 // Sorted by name with unique names: what SortLabels establishes.
 inline bool IsSorted(const Labels& labels) {
@@ -79,18 +115,6 @@ inline void CanonicalLabels(Labels& labels) {
 inline bool IsCanonical(const Labels& labels) {
   return IsSorted(labels) &&
          std::none_of(labels.begin(), labels.end(), [](const auto& l) { return l.second.empty(); });
-}
-
-// A hash of names and values: equal label sets hash alike. Users that need identity still
-// compare the labels on equal hashes.
-inline std::uint64_t LabelsHash(const Labels& labels) {
-  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
-  for (const auto& [n, v] : labels) {
-    for (const auto* s : {&n, &v}) {
-      h ^= std::hash<std::string_view>{}(*s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-    }
-  }
-  return h;
 }
 
 // The value of `name`, or empty when absent (Prometheus treats both alike).
