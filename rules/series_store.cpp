@@ -73,11 +73,6 @@ class IdTable {
   std::size_t mask_ = 0, used_ = 0, live_ = 0;
 };
 
-// Heap bytes of a string beyond the object itself (none while the short-string buffer holds it).
-std::size_t StringHeap(const std::string& s) {
-  return s.capacity() > 15 ? s.capacity() + 1 : 0;
-}
-
 bool MatchesAll(const std::vector<promql::Matcher>& matchers, const Labels& metric) {
   for (const auto& m : matchers) {
     if (!m.Matches(LabelValue(metric, m.name()))) return false;
@@ -285,10 +280,7 @@ SeriesStore::Stats SeriesStore::stats() const {
     if (s.metric.empty()) continue;
     ++st.series;
     st.samples += s.points.size();
-    // The shared set: control block and vector object, then its elements.
-    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) + 16 + sizeof(Labels) +
-                s.metric.get().capacity() * sizeof(Labels::value_type);
-    for (const auto& [n, v] : s.metric) st.bytes += StringHeap(n) + StringHeap(v);
+    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) + s.metric.heap_bytes();
   }
   if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
   return st;
@@ -304,10 +296,17 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
   const auto& check = candidates ? candidates->unchecked : all;
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
-    auto lo = std::lower_bound(s.points.begin(), s.points.end(), mint,
-                               [](const promql::Point& p, TimestampMs t) { return p.t < t; });
-    auto hi = std::upper_bound(lo, s.points.end(), maxt,
-                               [](TimestampMs t, const promql::Point& p) { return t < p.t; });
+    const auto& pts = s.points;
+    if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
+    // Mostly the whole history lies in the window: no search.
+    auto hi = pts.back().t <= maxt
+                  ? pts.end()
+                  : std::upper_bound(pts.begin(), pts.end(), maxt,
+                                     [](TimestampMs t, const promql::Point& p) { return t < p.t; });
+    auto lo = pts.front().t >= mint
+                  ? pts.begin()
+                  : std::lower_bound(pts.begin(), hi, mint,
+                                     [](const promql::Point& p, TimestampMs t) { return p.t < t; });
     if (lo == hi) return;
     fn(s.metric, std::span<const promql::Point>(&*lo, static_cast<std::size_t>(hi - lo)));
   };

@@ -62,6 +62,37 @@ class LabelSet {
     }
     return h;
   }
+  // This set without __name__: itself when it has none; otherwise built once per shared set and
+  // kept with it, as evaluation drops the name of the same stored series round after round.
+  LabelSet WithoutName() const {
+    if (!p_) return {};
+    auto name = std::find_if(p_->labels.begin(), p_->labels.end(),
+                             [](const auto& l) { return l.first == "__name__"; });
+    if (name == p_->labels.end()) return *this;
+    LabelSet out;
+    out.p_ = p_->without_name.load(std::memory_order_acquire);
+    if (out.p_ || p_->labels.size() == 1) return out;
+    Labels rest;
+    rest.reserve(p_->labels.size() - 1);
+    rest.insert(rest.end(), p_->labels.begin(), name);
+    rest.insert(rest.end(), name + 1, p_->labels.end());
+    out = LabelSet(std::move(rest));
+    p_->without_name.store(out.p_, std::memory_order_release);  // racing builders store equal sets
+    return out;
+  }
+  // Heap bytes held: the shared block, the labels' strings, the cached WithoutName set.
+  std::size_t heap_bytes() const {
+    if (!p_) return 0;
+    auto strings = [](const Labels& l) {
+      std::size_t n = l.capacity() * sizeof(Labels::value_type);
+      for (const auto& [k, v] : l)
+        n += (k.capacity() > 15 ? k.capacity() + 1 : 0) + (v.capacity() > 15 ? v.capacity() + 1 : 0);
+      return n;
+    };
+    std::size_t n = sizeof(Rep) + 16 + strings(p_->labels);
+    if (auto w = p_->without_name.load(std::memory_order_acquire)) n += sizeof(Rep) + 16 + strings(w->labels);
+    return n;
+  }
   // Whether both refer to the same shared set (then they are equal without comparing strings).
   bool SameAs(const LabelSet& other) const { return p_ == other.p_; }
 
@@ -81,6 +112,7 @@ class LabelSet {
     explicit Rep(Labels l) : labels(std::move(l)) {}
     Labels labels;
     mutable std::atomic<std::uint64_t> hash{0};  // 0: not computed yet
+    mutable std::atomic<std::shared_ptr<const Rep>> without_name;
   };
   std::shared_ptr<const Rep> p_;
 };

@@ -30,13 +30,7 @@ Labels DropMetricName(Labels labels) {
 }
 
 LabelSet DropMetricName(const LabelSet& labels) {
-  auto name = std::find_if(labels.begin(), labels.end(), [](const auto& l) { return l.first == "__name__"; });
-  if (name == labels.end()) return labels;
-  Labels out;
-  out.reserve(labels.size() - 1);
-  out.insert(out.end(), labels.begin(), name);
-  out.insert(out.end(), name + 1, labels.end());
-  return out;
+  return labels.WithoutName();
 }
 
 LabelSet WithLabel(const LabelSet& labels, const std::string& name, std::string value) {
@@ -254,8 +248,10 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
                   [&](const LabelSet& metric, std::span<const Point> points) {
                     // Tolerate stores that pass points outside the window.
-                    auto it = std::upper_bound(points.begin(), points.end(), ref,
-                                               [](TimestampMs t, const Point& p) { return t < p.t; });
+                    auto it = !points.empty() && points.back().t <= ref
+                                  ? points.end()
+                                  : std::upper_bound(points.begin(), points.end(), ref,
+                                                     [](TimestampMs t, const Point& p) { return t < p.t; });
                     if (it == points.begin()) return;
                     const Point& last = *std::prev(it);
                     if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
@@ -527,10 +523,15 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
       storage_.Select(
           vs.matchers, call.range_start, call.range_end,
           [&](const LabelSet& metric, std::span<const Point> points) {
-            auto lo = std::lower_bound(points.begin(), points.end(), call.range_start,
-                                       [](const Point& p, TimestampMs t) { return p.t < t; });
-            auto hi = std::upper_bound(lo, points.end(), call.range_end,
-                                       [](TimestampMs t, const Point& p) { return t < p.t; });
+            // Tolerate stores that pass points outside the window; searching only when they do.
+            auto lo = points.empty() || points.front().t >= call.range_start
+                          ? points.begin()
+                          : std::lower_bound(points.begin(), points.end(), call.range_start,
+                                             [](const Point& p, TimestampMs t) { return p.t < t; });
+            auto hi = points.empty() || points.back().t <= call.range_end
+                          ? points.end()
+                          : std::upper_bound(lo, points.end(), call.range_end,
+                                             [](TimestampMs t, const Point& p) { return t < p.t; });
             std::span<const Point> window(lo, hi);
             if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
               scratch.clear();
