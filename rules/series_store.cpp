@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include "promql/postings.h"
@@ -15,10 +16,57 @@ constexpr Id kNoSource = ~Id(0);
 
 struct StoredSeries {
   LabelSet metric;  // sorted; empty for a free slot
-  std::vector<promql::Point> points;
   TimestampMs keep_ms = 0;
   Id source = kNoSource;
   std::uint64_t seen = 0;  // the last Ingest/Retire pass that handled this series
+
+  std::span<const promql::Point> points() const {
+    return keep_ms == 0 ? std::span<const promql::Point>(recent, n_recent)
+                        : std::span<const promql::Point>(history);
+  }
+  bool empty() const { return points().empty(); }
+  const promql::Point& back() const { return points().back(); }
+
+  // Ignored unless newer than the newest point; drops what no query can read any more.
+  void Append(TimestampMs t, double v) {
+    if (!empty() && back().t >= t) return;
+    if (keep_ms == 0) {
+      if (n_recent == 2) recent[0] = recent[1];
+      recent[n_recent == 2 ? 1 : n_recent++] = {t, v};
+      return;
+    }
+    history.push_back({t, v});
+    const TimestampMs oldest = t - keep_ms - promql::kLookbackDeltaMs;
+    std::size_t drop = 0;
+    while (drop + 1 < history.size() && history[drop].t < oldest) ++drop;
+    history.erase(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(drop));
+  }
+
+  void SetKeep(TimestampMs keep) {
+    if ((keep == 0) == (keep_ms == 0)) {
+      keep_ms = keep;
+      return;
+    }
+    if (keep == 0) {
+      n_recent = 0;
+      for (std::size_t i = history.size() > 2 ? history.size() - 2 : 0; i < history.size(); ++i)
+        recent[n_recent++] = history[i];
+      history = {};
+    } else {
+      history.assign(recent, recent + n_recent);
+      n_recent = 0;
+    }
+    keep_ms = keep;
+  }
+
+  std::size_t heap_bytes() const { return history.capacity() * sizeof(promql::Point) + metric.heap_bytes(); }
+
+ private:
+  // Series without a retention keep their newest two points inline: Select then finds them in
+  // the cache line it already read (a separate allocation cost a cache miss per series).
+  promql::Point recent[2];
+  std::uint8_t n_recent = 0;
+  std::vector<promql::Point> history;  // with a retention: back to keep_ms + the lookback
 };
 
 // Series ids by LabelsHash: open addressing with linear probing (node-based maps cost a cache
@@ -134,7 +182,7 @@ struct SeriesStore::Impl {
     ids.Insert(hash, id);
     StoredSeries& s = series[id];
     s.metric = LabelSet(metric);
-    s.keep_ms = KeepFor(s.metric);
+    s.SetKeep(KeepFor(s.metric));
     postings.Add(id, s.metric);
     *id_out = id;
     return s;
@@ -148,26 +196,9 @@ struct SeriesStore::Impl {
     free_ids.push_back(id);
   }
 
-  static void Trim(StoredSeries& s, TimestampMs now) {
-    const TimestampMs oldest = now - s.keep_ms - promql::kLookbackDeltaMs;
-    std::size_t drop = 0;
-    if (s.keep_ms == 0) {
-      drop = s.points.size() > 2 ? s.points.size() - 2 : 0;
-    } else {
-      while (drop + 1 < s.points.size() && s.points[drop].t < oldest) ++drop;
-    }
-    s.points.erase(s.points.begin(), s.points.begin() + static_cast<std::ptrdiff_t>(drop));
-  }
-
-  static void Append(StoredSeries& s, TimestampMs t, double v) {
-    if (!s.points.empty() && s.points.back().t >= t) return;
-    s.points.push_back({t, v});
-    Trim(s, t);
-  }
-
   static bool Expired(const StoredSeries& s, TimestampMs now) {
-    return s.points.empty() || (promql::IsStaleMarker(s.points.back().v) &&
-                                s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now);
+    return s.empty() ||
+           (promql::IsStaleMarker(s.back().v) && s.back().t + s.keep_ms + promql::kLookbackDeltaMs < now);
   }
 
   // Marks every live series of `source` not handled in this pass stale at t and forgets
@@ -179,7 +210,7 @@ struct SeriesStore::Impl {
       StoredSeries& s = series[id];
       if (s.metric.empty() || s.source != source || s.seen == pass) continue;
       s.seen = pass;
-      if (!s.points.empty() && !promql::IsStaleMarker(s.points.back().v)) Append(s, t, promql::StaleMarker());
+      if (!s.empty() && !promql::IsStaleMarker(s.back().v)) s.Append(t, promql::StaleMarker());
       if (Expired(s, t)) {
         Delete(id);
         continue;
@@ -221,7 +252,7 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
     }
     StoredSeries& s = *hit;
     s.source = source;
-    Impl::Append(s, t, sample.value);
+    s.Append(t, sample.value);
     if (s.seen != pass) {
       s.seen = pass;
       present.push_back(id);
@@ -235,12 +266,12 @@ void SeriesStore::Append(const LabelSet& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
   Id id;
   if (IsCanonical(metric_in)) {
-    Impl::Append(impl_->FindOrCreate(metric_in, &id), t, v);
+    impl_->FindOrCreate(metric_in, &id).Append(t, v);
     return;
   }
   Labels metric = metric_in;
   CanonicalLabels(metric);
-  Impl::Append(impl_->FindOrCreate(metric, &id), t, v);
+  impl_->FindOrCreate(metric, &id).Append(t, v);
 }
 
 void SeriesStore::Compact(TimestampMs now) {
@@ -248,7 +279,7 @@ void SeriesStore::Compact(TimestampMs now) {
   for (Id id = 0; id < impl_->series.size(); ++id) {
     const auto& s = impl_->series[id];
     if (s.metric.empty()) continue;
-    if (s.points.empty() || s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now) impl_->Delete(id);
+    if (s.empty() || s.back().t + s.keep_ms + promql::kLookbackDeltaMs < now) impl_->Delete(id);
   }
 }
 
@@ -269,7 +300,7 @@ void SeriesStore::SetRetention(std::vector<Retention> retention) {
   std::unique_lock lock(mu_);
   impl_->retention = std::move(retention);
   for (auto& s : impl_->series) {
-    if (!s.metric.empty()) s.keep_ms = impl_->KeepFor(s.metric);
+    if (!s.metric.empty()) s.SetKeep(impl_->KeepFor(s.metric));
   }
 }
 
@@ -279,8 +310,8 @@ SeriesStore::Stats SeriesStore::stats() const {
   for (const auto& s : impl_->series) {
     if (s.metric.empty()) continue;
     ++st.series;
-    st.samples += s.points.size();
-    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) + s.metric.heap_bytes();
+    st.samples += s.points().size();
+    st.bytes += sizeof(StoredSeries) + s.heap_bytes();
   }
   if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
   return st;
@@ -296,7 +327,7 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
   const auto& check = candidates ? candidates->unchecked : all;
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
-    const auto& pts = s.points;
+    const auto pts = s.points();
     if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
     // Mostly the whole history lies in the window: no search.
     auto hi = pts.back().t <= maxt
@@ -308,7 +339,7 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
                   : std::lower_bound(pts.begin(), hi, mint,
                                      [](const promql::Point& p, TimestampMs t) { return p.t < t; });
     if (lo == hi) return;
-    fn(s.metric, std::span<const promql::Point>(&*lo, static_cast<std::size_t>(hi - lo)));
+    fn(s.metric, std::span<const promql::Point>(lo, hi));
   };
   if (candidates) {
     for (Id id : candidates->ids) visit(impl_->series[id]);
