@@ -62,6 +62,71 @@ void CheckUniqueLabelsets(const Vector& v) {
   }
 }
 
+bool Ignored(std::string_view name, const VectorMatching& m) {
+  return name == "__name__" || std::find(m.labels.begin(), m.labels.end(), name) != m.labels.end();
+}
+
+std::uint64_t SignatureHash(const Labels& metric, const VectorMatching& m) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+  if (m.on) {
+    for (const auto& name : m.labels) h = HashMix(HashMix(h, name), LabelValue(metric, name));
+    return h;
+  }
+  for (const auto& [n, v] : metric) {
+    if (!Ignored(n, m)) h = HashMix(HashMix(h, n), v);
+  }
+  return h;
+}
+
+bool SameSignature(const Labels& a, const Labels& b, const VectorMatching& m) {
+  if (m.on) {
+    return std::all_of(m.labels.begin(), m.labels.end(),
+                       [&](const std::string& name) { return LabelValue(a, name) == LabelValue(b, name); });
+  }
+  auto i = a.begin(), j = b.begin();
+  while (true) {
+    while (i != a.end() && Ignored(i->first, m)) ++i;
+    while (j != b.end() && Ignored(j->first, m)) ++j;
+    if (i == a.end() || j == b.end()) return i == a.end() && j == b.end();
+    if (*i != *j) return false;
+    ++i;
+    ++j;
+  }
+}
+
+SignatureIndex::SignatureIndex(const Vector& v, const VectorMatching& m, HashFunc hash) : m_(m), hash_(hash) {
+  entries_.reserve(v.size());
+  for (const auto& s : v) entries_.push_back({hash_(s.metric, m), &s});
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
+}
+
+const Sample* SignatureIndex::Find(const Labels& metric) const {
+  const std::uint64_t hash = hash_(metric, m_);
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), hash,
+                             [](const Entry& e, std::uint64_t h) { return e.hash < h; });
+  for (; it != entries_.end() && it->hash == hash; ++it) {
+    if (SameSignature(it->sample->metric, metric, m_)) return it->sample;
+  }
+  return nullptr;
+}
+
+std::optional<std::pair<const Sample*, const Sample*>> SignatureIndex::Duplicate() const {
+  std::optional<std::pair<const Sample*, const Sample*>> found;
+  std::size_t run = 0;  // first entry with entries_[j]'s hash; runs keep input order
+  for (std::size_t j = 1; j < entries_.size(); ++j) {
+    if (entries_[j].hash != entries_[run].hash) run = j;
+    if (found && entries_[j].sample > found->second) continue;
+    for (std::size_t i = run; i < j; ++i) {
+      if (SameSignature(entries_[i].sample->metric, entries_[j].sample->metric, m_)) {
+        found = std::pair{entries_[i].sample, entries_[j].sample};
+        break;
+      }
+    }
+  }
+  return found;
+}
+
 namespace {
 
 void SetLabel(Labels& labels, const std::string& name, const std::string& value) {
@@ -114,84 +179,6 @@ bool OneName(const std::vector<Matcher>& matchers) {
 bool DropsName(const Expr& e) {
   return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
 }
-
-// Vector matching compares the on(...) labels, or all labels but the ignoring(...) ones and
-// __name__: a hash of them finds candidates, SameSignature decides.
-bool Ignored(std::string_view name, const VectorMatching& m) {
-  return name == "__name__" || std::find(m.labels.begin(), m.labels.end(), name) != m.labels.end();
-}
-
-std::uint64_t SignatureHash(const Labels& metric, const VectorMatching& m) {
-  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
-  if (m.on) {
-    for (const auto& name : m.labels) h = HashMix(HashMix(h, name), LabelValue(metric, name));
-    return h;
-  }
-  for (const auto& [n, v] : metric) {
-    if (!Ignored(n, m)) h = HashMix(HashMix(h, n), v);
-  }
-  return h;
-}
-
-bool SameSignature(const Labels& a, const Labels& b, const VectorMatching& m) {
-  if (m.on) {
-    return std::all_of(m.labels.begin(), m.labels.end(),
-                       [&](const std::string& name) { return LabelValue(a, name) == LabelValue(b, name); });
-  }
-  auto i = a.begin(), j = b.begin();
-  while (true) {
-    while (i != a.end() && Ignored(i->first, m)) ++i;
-    while (j != b.end() && Ignored(j->first, m)) ++j;
-    if (i == a.end() || j == b.end()) return i == a.end() && j == b.end();
-    if (*i != *j) return false;
-    ++i;
-    ++j;
-  }
-}
-
-// The samples of one side by signature: Find gives the one with the same signature, if any.
-class SignatureIndex {
- public:
-  SignatureIndex(const Vector& v, const VectorMatching& m) : m_(m) {
-    entries_.reserve(v.size());
-    for (const auto& s : v) entries_.push_back({SignatureHash(s.metric, m), &s});
-    std::stable_sort(entries_.begin(), entries_.end(),
-                     [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
-  }
-  const Sample* Find(const Labels& metric) const { return Find(SignatureHash(metric, m_), metric); }
-  const Sample* Find(std::uint64_t hash, const Labels& metric) const {
-    auto it = std::lower_bound(entries_.begin(), entries_.end(), hash,
-                               [](const Entry& e, std::uint64_t h) { return e.hash < h; });
-    for (; it != entries_.end() && it->hash == hash; ++it) {
-      if (SameSignature(it->sample->metric, metric, m_)) return it->sample;
-    }
-    return nullptr;
-  }
-  // The first sample (in input order) whose signature an earlier one has, and that earlier one.
-  std::optional<std::pair<const Sample*, const Sample*>> Duplicate() const {
-    std::optional<std::pair<const Sample*, const Sample*>> found;
-    std::size_t run = 0;  // first entry with entries_[j]'s hash; runs keep input order
-    for (std::size_t j = 1; j < entries_.size(); ++j) {
-      if (entries_[j].hash != entries_[run].hash) run = j;
-      if (found && entries_[j].sample > found->second) continue;
-      for (std::size_t i = run; i < j; ++i) {
-        if (SameSignature(entries_[i].sample->metric, entries_[j].sample->metric, m_)) {
-          found = std::pair{entries_[i].sample, entries_[j].sample};
-          break;
-        }
-      }
-    }
-    return found;
-  }
-
- private:
-  struct Entry {
-    std::uint64_t hash;
-    const Sample* sample;
-  };
-  const VectorMatching& m_;
-  std::vector<Entry> entries_;
-};
 
 Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
   Labels out = many;
