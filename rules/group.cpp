@@ -107,7 +107,7 @@ struct RuleGroup::Impl {
     auto res = Query(*r.def.expr, ts);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
-    std::vector<const Labels*> seen;
+    std::vector<const LabelSet*> seen;
     seen.reserve(out.size());
     for (auto& s : out) {
       Labels metric = s.metric;
@@ -115,11 +115,11 @@ struct RuleGroup::Impl {
       for (const auto& [k, v] : r.def.labels) SetLabel(metric, k, v);
       s.metric = std::move(metric);
       s.t = ts;
-      seen.push_back(&s.metric.get());
+      seen.push_back(&s.metric);
     }
-    std::sort(seen.begin(), seen.end(), [](const Labels* a, const Labels* b) { return *a < *b; });
+    std::sort(seen.begin(), seen.end(), [](const LabelSet* a, const LabelSet* b) { return ByHash(*a, *b); });
     if (std::adjacent_find(seen.begin(), seen.end(),
-                           [](const Labels* a, const Labels* b) { return *a == *b; }) != seen.end()) {
+                           [](const LabelSet* a, const LabelSet* b) { return *a == *b; }) != seen.end()) {
       return std::string("vector contains metrics with the same labelset after applying rule labels");
     }
     if (def.limit > 0 && int(out.size()) > def.limit) {
