@@ -14,11 +14,10 @@ namespace {
 using Id = promql::Postings::Id;
 constexpr Id kNoSource = ~Id(0);
 
+// What Select reads (metric, keep_ms, the inline points) comes first, within 64 bytes.
 struct StoredSeries {
   LabelSet metric;  // sorted; empty for a free slot
   TimestampMs keep_ms = 0;
-  Id source = kNoSource;
-  std::uint64_t seen = 0;  // the last Ingest/Retire pass that handled this series
 
   std::span<const promql::Point> points() const {
     return keep_ms == 0 ? std::span<const promql::Point>(recent, n_recent)
@@ -66,6 +65,12 @@ struct StoredSeries {
   // the cache line it already read (a separate allocation cost a cache miss per series).
   promql::Point recent[2];
   std::uint8_t n_recent = 0;
+
+ public:
+  Id source = kNoSource;
+  std::uint64_t seen = 0;  // the last Ingest/Retire pass that handled this series
+
+ private:
   std::vector<promql::Point> history;  // with a retention: back to keep_ms + the lookback
 };
 
