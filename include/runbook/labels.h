@@ -66,12 +66,13 @@ class LabelSet {
   // kept with it, as evaluation drops the name of the same stored series round after round.
   LabelSet WithoutName() const {
     if (!p_) return {};
+    LabelSet out;
+    out.p_ = p_->without_name.load(std::memory_order_acquire);
+    if (out.p_) return out;
     auto name = std::find_if(p_->labels.begin(), p_->labels.end(),
                              [](const auto& l) { return l.first == "__name__"; });
     if (name == p_->labels.end()) return *this;
-    LabelSet out;
-    out.p_ = p_->without_name.load(std::memory_order_acquire);
-    if (out.p_ || p_->labels.size() == 1) return out;
+    if (p_->labels.size() == 1) return out;
     Labels rest;
     rest.reserve(p_->labels.size() - 1);
     rest.insert(rest.end(), p_->labels.begin(), name);
