@@ -3,6 +3,9 @@
 // hashes must never make different label sets equal.
 #include <doctest/doctest.h>
 
+#include <thread>
+#include <vector>
+
 #include "promql/eval.h"
 #include "runbook/labels.h"
 #include "runbook/promql.h"
@@ -86,4 +89,23 @@ TEST_CASE("signature index: colliding hashes still match by labels, and only tru
   CHECK(found->first->v == 2);
   CHECK(found->second->v == 3);
   CHECK(with_dup.Find(Labels{{"target", "t1"}})->v == 1);
+}
+
+TEST_CASE("label set: threads sharing a set may ask for its hash and WithoutName at once") {
+  LabelSet a = Labels{{"__name__", "m"}, {"job", "x"}};
+  std::vector<LabelSet> got(4);
+  std::vector<std::uint64_t> hashes(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      LabelSet mine = a;
+      hashes[i] = mine.hash();
+      got[i] = mine.WithoutName();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CHECK(hashes[i] == LabelsHash(Labels{{"__name__", "m"}, {"job", "x"}}));
+    CHECK(got[i] == Labels{{"job", "x"}});
+  }
 }
