@@ -331,7 +331,7 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
 class StorageAppender final : public Appender {
  public:
   explicit StorageAppender(promql::MemoryStorage& s) : storage_(s) {}
-  void Append(const Labels& metric, TimestampMs t, double v) override { storage_.Append(metric, t, v); }
+  void Append(const LabelSet& metric, TimestampMs t, double v) override { storage_.Append(metric, t, v); }
 
  private:
   promql::MemoryStorage& storage_;
@@ -469,8 +469,9 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, TimestampMs eval_inte
     std::vector<std::pair<Labels, double>> got, exp;
     if (res.value.type == promql::ValueType::kVector) {
       for (auto& s : res.value.vector) {
-        SortLabels(s.metric);
-        got.emplace_back(s.metric, s.v);
+        Labels metric = s.metric;
+        SortLabels(metric);
+        got.emplace_back(std::move(metric), s.v);
       }
     } else if (res.value.type == promql::ValueType::kScalar) {
       got.emplace_back(Labels{}, res.value.scalar);

@@ -1,6 +1,8 @@
 // Recording and alerting rules and their group, following Prometheus 2.42's rules/alerting.go,
 // rules/recording.go and Group.Eval / CopyState / RestoreForState in rules/manager.go.
 #include <chrono>
+#include <compare>
+#include <numeric>
 #include <set>
 
 #include "go_text.h"
@@ -45,9 +47,19 @@ struct RuleState {
   std::string last_error;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
-  std::vector<Labels> prev_series;  // sorted, unique
+  std::vector<LabelSet> prev_series;  // ByHash order, unique
   std::vector<promql::Sample> alert_series;
 };
+
+// An order that compares strings only on equal hashes.
+std::weak_ordering Compare(const LabelSet& a, const LabelSet& b) {
+  if (a.hash() != b.hash()) return a.hash() <=> b.hash();
+  if (a.SameAs(b)) return std::weak_ordering::equivalent;
+  return a.get() <=> b.get();
+}
+bool ByHash(const LabelSet& a, const LabelSet& b) {
+  return Compare(a, b) < 0;
+}
 
 std::string NameAndLabels(const RuleDef& r) {
   std::string s = r.name;
@@ -61,7 +73,7 @@ struct RuleGroup::Impl {
   GroupDef def;
   const ManagerOptions* opts;
   std::vector<RuleState> rules;
-  std::vector<Labels> stale_series;
+  std::vector<LabelSet> stale_series;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
   std::uint64_t evaluations = 0, failures = 0;
@@ -95,17 +107,19 @@ struct RuleGroup::Impl {
     auto res = Query(*r.def.expr, ts);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
-    std::vector<const Labels*> seen;
+    std::vector<const LabelSet*> seen;
     seen.reserve(out.size());
     for (auto& s : out) {
-      SetLabel(s.metric, "__name__", r.def.name);
-      for (const auto& [k, v] : r.def.labels) SetLabel(s.metric, k, v);
+      Labels metric = s.metric;
+      SetLabel(metric, "__name__", r.def.name);
+      for (const auto& [k, v] : r.def.labels) SetLabel(metric, k, v);
+      s.metric = std::move(metric);
       s.t = ts;
       seen.push_back(&s.metric);
     }
-    std::sort(seen.begin(), seen.end(), [](const Labels* a, const Labels* b) { return *a < *b; });
+    std::sort(seen.begin(), seen.end(), [](const LabelSet* a, const LabelSet* b) { return ByHash(*a, *b); });
     if (std::adjacent_find(seen.begin(), seen.end(),
-                           [](const Labels* a, const Labels* b) { return *a == *b; }) != seen.end()) {
+                           [](const LabelSet* a, const LabelSet* b) { return *a == *b; }) != seen.end()) {
       return std::string("vector contains metrics with the same labelset after applying rule labels");
     }
     if (def.limit > 0 && int(out.size()) > def.limit) {
@@ -284,20 +298,39 @@ void RuleGroup::Eval(TimestampMs ts) {
       g.SendAlerts(r, ts);
       r.alert_series = out;
     }
-    std::vector<Labels> returned;
-    returned.reserve(out.size());
-    for (auto& s : out) {
-      if (g.opts->appender) g.opts->appender->Append(s.metric, ts, s.v);
-      returned.push_back(std::move(s.metric));
-    }
-    std::sort(returned.begin(), returned.end());
-    returned.erase(std::unique(returned.begin(), returned.end()), returned.end());
-    if (g.opts->appender) {
-      std::vector<const Labels*> gone;
-      for (const auto& prev : r.prev_series) {
-        if (!std::binary_search(returned.begin(), returned.end(), prev)) gone.push_back(&prev);
+    // The output sorted by hash, merged with last round's: series gone since get a staleness
+    // marker, and a set equal to last round's is replaced by that one, which the store already
+    // holds (its lookup then compares pointers, not strings).
+    std::vector<std::size_t> order(out.size());
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return ByHash(out[a].metric, out[b].metric); });
+    std::vector<const LabelSet*> gone;
+    std::size_t i = 0;
+    bool matched = false;
+    for (std::size_t j = 0; i < r.prev_series.size();) {
+      const auto c =
+          j < order.size() ? Compare(r.prev_series[i], out[order[j]].metric) : std::weak_ordering::less;
+      if (c == 0) {
+        out[order[j++]].metric = r.prev_series[i];
+        matched = true;
+      } else if (c > 0) {
+        ++j;
+      } else {
+        if (!matched) gone.push_back(&r.prev_series[i]);
+        matched = false;
+        ++i;
       }
+    }
+    if (g.opts->appender) {
+      for (const auto& s : out) g.opts->appender->Append(s.metric, ts, s.v);
       for (const auto* prev : gone) g.opts->appender->Append(*prev, ts, promql::StaleMarker());
+    }
+    std::vector<LabelSet> returned;
+    returned.reserve(out.size());
+    for (std::size_t k : order) {
+      if (returned.empty() || Compare(returned.back(), out[k].metric) != 0)
+        returned.push_back(std::move(out[k].metric));
     }
     r.prev_series = std::move(returned);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include "promql/postings.h"
@@ -13,12 +14,64 @@ namespace {
 using Id = promql::Postings::Id;
 constexpr Id kNoSource = ~Id(0);
 
+// What Select reads (metric, keep_ms, the inline points) comes first, within 64 bytes.
 struct StoredSeries {
-  Labels metric;  // sorted; empty for a free slot
-  std::vector<promql::Point> points;
+  LabelSet metric;  // sorted; empty for a free slot
   TimestampMs keep_ms = 0;
+
+  std::span<const promql::Point> points() const {
+    return keep_ms == 0 ? std::span<const promql::Point>(recent, n_recent)
+                        : std::span<const promql::Point>(history);
+  }
+  bool empty() const { return points().empty(); }
+  const promql::Point& back() const { return points().back(); }
+
+  // Ignored unless newer than the newest point; drops what no query can read any more.
+  void Append(TimestampMs t, double v) {
+    if (!empty() && back().t >= t) return;
+    if (keep_ms == 0) {
+      if (n_recent == 2) recent[0] = recent[1];
+      recent[n_recent == 2 ? 1 : n_recent++] = {t, v};
+      return;
+    }
+    history.push_back({t, v});
+    const TimestampMs oldest = t - keep_ms - promql::kLookbackDeltaMs;
+    std::size_t drop = 0;
+    while (drop + 1 < history.size() && history[drop].t < oldest) ++drop;
+    history.erase(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(drop));
+  }
+
+  void SetKeep(TimestampMs keep) {
+    if ((keep == 0) == (keep_ms == 0)) {
+      keep_ms = keep;
+      return;
+    }
+    if (keep == 0) {
+      n_recent = 0;
+      for (std::size_t i = history.size() > 2 ? history.size() - 2 : 0; i < history.size(); ++i)
+        recent[n_recent++] = history[i];
+      history = {};
+    } else {
+      history.assign(recent, recent + n_recent);
+      n_recent = 0;
+    }
+    keep_ms = keep;
+  }
+
+  std::size_t heap_bytes() const { return history.capacity() * sizeof(promql::Point) + metric.heap_bytes(); }
+
+ private:
+  // Series without a retention keep their newest two points inline: Select then finds them in
+  // the cache line it already read (a separate allocation cost a cache miss per series).
+  promql::Point recent[2];
+  std::uint8_t n_recent = 0;
+
+ public:
   Id source = kNoSource;
   std::uint64_t seen = 0;  // the last Ingest/Retire pass that handled this series
+
+ private:
+  std::vector<promql::Point> history;  // with a retention: back to keep_ms + the lookback
 };
 
 // Series ids by LabelsHash: open addressing with linear probing (node-based maps cost a cache
@@ -73,11 +126,6 @@ class IdTable {
   std::size_t mask_ = 0, used_ = 0, live_ = 0;
 };
 
-// Heap bytes of a string beyond the object itself (none while the short-string buffer holds it).
-std::size_t StringHeap(const std::string& s) {
-  return s.capacity() > 15 ? s.capacity() + 1 : 0;
-}
-
 bool MatchesAll(const std::vector<promql::Matcher>& matchers, const Labels& metric) {
   for (const auto& m : matchers) {
     if (!m.Matches(LabelValue(metric, m.name()))) return false;
@@ -119,8 +167,10 @@ struct SeriesStore::Impl {
     return it->second;
   }
 
-  // The series with these (sorted) labels, created (with a copy of them) if new.
-  StoredSeries& FindOrCreate(const Labels& metric, Id* id_out) {
+  // The series with these (sorted) labels, created if new: sharing `metric` when it is a
+  // LabelSet, with a copy of a Labels.
+  template <typename L>
+  StoredSeries& FindOrCreate(const L& metric, Id* id_out) {
     const std::uint64_t hash = LabelsHash(metric);
     if (auto found = ids.Find(hash, [&](Id id) { return series[id].metric == metric; })) {
       *id_out = *found;
@@ -136,8 +186,8 @@ struct SeriesStore::Impl {
     }
     ids.Insert(hash, id);
     StoredSeries& s = series[id];
-    s.keep_ms = KeepFor(metric);
-    s.metric = metric;
+    s.metric = LabelSet(metric);
+    s.SetKeep(KeepFor(s.metric));
     postings.Add(id, s.metric);
     *id_out = id;
     return s;
@@ -151,26 +201,9 @@ struct SeriesStore::Impl {
     free_ids.push_back(id);
   }
 
-  static void Trim(StoredSeries& s, TimestampMs now) {
-    const TimestampMs oldest = now - s.keep_ms - promql::kLookbackDeltaMs;
-    std::size_t drop = 0;
-    if (s.keep_ms == 0) {
-      drop = s.points.size() > 2 ? s.points.size() - 2 : 0;
-    } else {
-      while (drop + 1 < s.points.size() && s.points[drop].t < oldest) ++drop;
-    }
-    s.points.erase(s.points.begin(), s.points.begin() + static_cast<std::ptrdiff_t>(drop));
-  }
-
-  static void Append(StoredSeries& s, TimestampMs t, double v) {
-    if (!s.points.empty() && s.points.back().t >= t) return;
-    s.points.push_back({t, v});
-    Trim(s, t);
-  }
-
   static bool Expired(const StoredSeries& s, TimestampMs now) {
-    return s.points.empty() || (promql::IsStaleMarker(s.points.back().v) &&
-                                s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now);
+    return s.empty() ||
+           (promql::IsStaleMarker(s.back().v) && s.back().t + s.keep_ms + promql::kLookbackDeltaMs < now);
   }
 
   // Marks every live series of `source` not handled in this pass stale at t and forgets
@@ -182,7 +215,7 @@ struct SeriesStore::Impl {
       StoredSeries& s = series[id];
       if (s.metric.empty() || s.source != source || s.seen == pass) continue;
       s.seen = pass;
-      if (!s.points.empty() && !promql::IsStaleMarker(s.points.back().v)) Append(s, t, promql::StaleMarker());
+      if (!s.empty() && !promql::IsStaleMarker(s.back().v)) s.Append(t, promql::StaleMarker());
       if (Expired(s, t)) {
         Delete(id);
         continue;
@@ -203,18 +236,28 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   const std::uint64_t pass = ++m.pass;
   std::vector<Id> present;
   present.reserve(samples.size());
+  // A collection mostly repeats the previous one in the same order: the series at the same
+  // position is tried first, without hashing. A stored series equals the sample's labels only
+  // if those are canonical.
+  auto prev_it = m.by_source.find(source);
+  const std::vector<Id>* prev = prev_it == m.by_source.end() ? nullptr : &prev_it->second;
   Labels sorted;
-  for (const auto& sample : samples) {
-    const Labels* metric = &sample.metric;
-    if (!IsCanonical(*metric)) {
-      sorted = *metric;
-      CanonicalLabels(sorted);
-      metric = &sorted;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto& sample = samples[i];
+    Id id = prev && i < prev->size() ? (*prev)[i] : kNoSource;
+    StoredSeries* hit = id != kNoSource ? &m.series[id] : nullptr;
+    if (!hit || hit->source != source || !(hit->metric == sample.metric)) {
+      const Labels* metric = &sample.metric;
+      if (!IsCanonical(*metric)) {
+        sorted = *metric;
+        CanonicalLabels(sorted);
+        metric = &sorted;
+      }
+      hit = &m.FindOrCreate(*metric, &id);
     }
-    Id id;
-    StoredSeries& s = m.FindOrCreate(*metric, &id);
+    StoredSeries& s = *hit;
     s.source = source;
-    Impl::Append(s, t, sample.value);
+    s.Append(t, sample.value);
     if (s.seen != pass) {
       s.seen = pass;
       present.push_back(id);
@@ -224,16 +267,16 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   m.by_source[source] = std::move(present);
 }
 
-void SeriesStore::Append(const Labels& metric_in, TimestampMs t, double v) {
+void SeriesStore::Append(const LabelSet& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
   Id id;
   if (IsCanonical(metric_in)) {
-    Impl::Append(impl_->FindOrCreate(metric_in, &id), t, v);
+    impl_->FindOrCreate(metric_in, &id).Append(t, v);
     return;
   }
   Labels metric = metric_in;
   CanonicalLabels(metric);
-  Impl::Append(impl_->FindOrCreate(metric, &id), t, v);
+  impl_->FindOrCreate(metric, &id).Append(t, v);
 }
 
 void SeriesStore::Compact(TimestampMs now) {
@@ -241,7 +284,7 @@ void SeriesStore::Compact(TimestampMs now) {
   for (Id id = 0; id < impl_->series.size(); ++id) {
     const auto& s = impl_->series[id];
     if (s.metric.empty()) continue;
-    if (s.points.empty() || s.points.back().t + s.keep_ms + promql::kLookbackDeltaMs < now) impl_->Delete(id);
+    if (s.empty() || s.back().t + s.keep_ms + promql::kLookbackDeltaMs < now) impl_->Delete(id);
   }
 }
 
@@ -262,7 +305,7 @@ void SeriesStore::SetRetention(std::vector<Retention> retention) {
   std::unique_lock lock(mu_);
   impl_->retention = std::move(retention);
   for (auto& s : impl_->series) {
-    if (!s.metric.empty()) s.keep_ms = impl_->KeepFor(s.metric);
+    if (!s.metric.empty()) s.SetKeep(impl_->KeepFor(s.metric));
   }
 }
 
@@ -272,17 +315,15 @@ SeriesStore::Stats SeriesStore::stats() const {
   for (const auto& s : impl_->series) {
     if (s.metric.empty()) continue;
     ++st.series;
-    st.samples += s.points.size();
-    st.bytes += sizeof(StoredSeries) + s.points.capacity() * sizeof(promql::Point) +
-                s.metric.capacity() * sizeof(Labels::value_type);
-    for (const auto& [n, v] : s.metric) st.bytes += StringHeap(n) + StringHeap(v);
+    st.samples += s.points().size();
+    st.bytes += sizeof(StoredSeries) + s.heap_bytes();
   }
   if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
   return st;
 }
 
 void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-                         const std::function<void(const Labels&, std::span<const promql::Point>)>& fn) const {
+                         const SelectFunc& fn) const {
   std::shared_lock lock(mu_);
   auto candidates = impl_->postings.Select(matchers);
   std::vector<const promql::Matcher*> all;
@@ -291,12 +332,19 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
   const auto& check = candidates ? candidates->unchecked : all;
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
-    auto lo = std::lower_bound(s.points.begin(), s.points.end(), mint,
-                               [](const promql::Point& p, TimestampMs t) { return p.t < t; });
-    auto hi = std::upper_bound(lo, s.points.end(), maxt,
-                               [](TimestampMs t, const promql::Point& p) { return t < p.t; });
+    const auto pts = s.points();
+    if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
+    // Mostly the whole history lies in the window: no search.
+    auto hi = pts.back().t <= maxt
+                  ? pts.end()
+                  : std::upper_bound(pts.begin(), pts.end(), maxt,
+                                     [](TimestampMs t, const promql::Point& p) { return t < p.t; });
+    auto lo = pts.front().t >= mint
+                  ? pts.begin()
+                  : std::lower_bound(pts.begin(), hi, mint,
+                                     [](const promql::Point& p, TimestampMs t) { return p.t < t; });
     if (lo == hi) return;
-    fn(s.metric, std::span<const promql::Point>(&*lo, static_cast<std::size_t>(hi - lo)));
+    fn(s.metric, std::span<const promql::Point>(lo, hi));
   };
   if (candidates) {
     for (Id id : candidates->ids) visit(impl_->series[id]);

@@ -4,8 +4,12 @@
 // (SortLabels establishes that).
 
 #include <algorithm>
+#include <atomic>
+#include <compare>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +18,109 @@
 namespace runbook {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// One step of LabelsHash: folds a name or value into h.
+inline std::uint64_t HashMix(std::uint64_t h, std::string_view s) {
+  return h ^ (std::hash<std::string_view>{}(s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+// A hash of names and values, never 0: equal label sets hash alike. Users that need identity
+// still compare the labels on equal hashes.
+inline std::uint64_t LabelsHash(const Labels& labels) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const auto& [n, v] : labels) h = HashMix(HashMix(h, n), v);
+  return h ? h : 1;
+}
+
+// An immutable label set shared by reference, for the rule engine's hot paths: copying one costs
+// a reference count, not strings, so a series selected from a store and the samples derived from
+// it share one set of strings. It reads like a `const Labels` (and converts to one); changing it
+// means building a new one from a Labels. An empty set holds no allocation. Its LabelsHash is
+// computed once, when first asked for.
+// Thread-safety: like std::shared_ptr — copies may be read and destroyed on any thread.
+class LabelSet {
+ public:
+  LabelSet() = default;
+  LabelSet(Labels labels)  // NOLINT: implicit, as a Labels is what callers have
+      : p_(labels.empty() ? nullptr : std::make_shared<const Rep>(std::move(labels))) {}
+  LabelSet(std::initializer_list<Labels::value_type> labels) : LabelSet(Labels(labels)) {}
+
+  const Labels& get() const { return p_ ? p_->labels : Empty(); }
+  operator const Labels&() const { return get(); }  // NOLINT: reads like a Labels
+  Labels::const_iterator begin() const { return get().begin(); }
+  Labels::const_iterator end() const { return get().end(); }
+  std::size_t size() const { return p_ ? p_->labels.size() : 0; }
+  bool empty() const { return !p_; }
+  const Labels::value_type& operator[](std::size_t i) const { return p_->labels[i]; }
+  std::uint64_t hash() const {
+    if (!p_) return LabelsHash(Empty());
+    // Racing readers compute the same value: relaxed is enough.
+    std::uint64_t h = p_->hash.load(std::memory_order_relaxed);
+    if (h == 0) {
+      h = LabelsHash(p_->labels);
+      p_->hash.store(h, std::memory_order_relaxed);
+    }
+    return h;
+  }
+  // This set without __name__: itself when it has none; otherwise built once per shared set and
+  // kept with it, as evaluation drops the name of the same stored series round after round.
+  LabelSet WithoutName() const {
+    if (!p_) return {};
+    LabelSet out;
+    out.p_ = p_->without_name.load(std::memory_order_acquire);
+    if (out.p_) return out;
+    auto name = std::find_if(p_->labels.begin(), p_->labels.end(),
+                             [](const auto& l) { return l.first == "__name__"; });
+    if (name == p_->labels.end()) return *this;
+    if (p_->labels.size() == 1) return out;
+    Labels rest;
+    rest.reserve(p_->labels.size() - 1);
+    rest.insert(rest.end(), p_->labels.begin(), name);
+    rest.insert(rest.end(), name + 1, p_->labels.end());
+    out = LabelSet(std::move(rest));
+    p_->without_name.store(out.p_, std::memory_order_release);  // racing builders store equal sets
+    return out;
+  }
+  // Heap bytes held: the shared block, the labels' strings, the cached WithoutName set.
+  std::size_t heap_bytes() const {
+    if (!p_) return 0;
+    auto strings = [](const Labels& l) {
+      std::size_t n = l.capacity() * sizeof(Labels::value_type);
+      for (const auto& [k, v] : l)
+        n += (k.capacity() > 15 ? k.capacity() + 1 : 0) + (v.capacity() > 15 ? v.capacity() + 1 : 0);
+      return n;
+    };
+    std::size_t n = sizeof(Rep) + 16 + strings(p_->labels);
+    if (auto w = p_->without_name.load(std::memory_order_acquire)) n += sizeof(Rep) + 16 + strings(w->labels);
+    return n;
+  }
+  // Whether both refer to the same shared set (then they are equal without comparing strings).
+  bool SameAs(const LabelSet& other) const { return p_ == other.p_; }
+
+  friend bool operator==(const LabelSet& a, const LabelSet& b) {
+    return a.p_ == b.p_ || (a.hash() == b.hash() && a.get() == b.get());
+  }
+  friend bool operator==(const LabelSet& a, const Labels& b) { return a.get() == b; }
+  friend auto operator<=>(const LabelSet& a, const LabelSet& b) { return a.get() <=> b.get(); }
+  friend auto operator<=>(const LabelSet& a, const Labels& b) { return a.get() <=> b; }
+
+ private:
+  static const Labels& Empty() {
+    static const Labels empty;
+    return empty;
+  }
+  struct Rep {
+    explicit Rep(Labels l) : labels(std::move(l)) {}
+    Labels labels;
+    mutable std::atomic<std::uint64_t> hash{0};  // 0: not computed yet
+    mutable std::atomic<std::shared_ptr<const Rep>> without_name;
+  };
+  std::shared_ptr<const Rep> p_;
+};
+
+inline std::uint64_t LabelsHash(const LabelSet& labels) {
+  return labels.hash();
+}
 
 // Sorted by name with unique names: what SortLabels establishes.
 inline bool IsSorted(const Labels& labels) {
@@ -41,18 +148,6 @@ inline void CanonicalLabels(Labels& labels) {
 inline bool IsCanonical(const Labels& labels) {
   return IsSorted(labels) &&
          std::none_of(labels.begin(), labels.end(), [](const auto& l) { return l.second.empty(); });
-}
-
-// A hash of names and values: equal label sets hash alike. Users that need identity still
-// compare the labels on equal hashes.
-inline std::uint64_t LabelsHash(const Labels& labels) {
-  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
-  for (const auto& [n, v] : labels) {
-    for (const auto* s : {&n, &v}) {
-      h ^= std::hash<std::string_view>{}(*s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-    }
-  }
-  return h;
 }
 
 // The value of `name`, or empty when absent (Prometheus treats both alike).

@@ -37,14 +37,14 @@ struct Point {
 };
 
 struct Sample {
-  Labels metric;  // sorted by name; includes __name__ unless a function or operator dropped it
+  LabelSet metric;  // sorted by name; includes __name__ unless a function or operator dropped it
   TimestampMs t = 0;
   double v = 0;
 };
 using Vector = std::vector<Sample>;
 
 struct Series {
-  Labels metric;
+  LabelSet metric;
   std::vector<Point> points;  // ascending t
 };
 using Matrix = std::vector<Series>;
@@ -96,9 +96,10 @@ class Queryable {
   // Calls `fn` once for every series that satisfies all matchers and has at least one point in
   // [mint, maxt] (both inclusive), with its points in that window in ascending time order (stale
   // markers included). Instant selectors ask for [t - 5m, t], range selectors for [t - range, t].
-  virtual void Select(
-      const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-      const std::function<void(const Labels& metric, std::span<const Point> points)>& fn) const = 0;
+  // `metric` is the store's shared label set: keeping a copy of it copies no strings.
+  using SelectFunc = std::function<void(const LabelSet& metric, std::span<const Point> points)>;
+  virtual void Select(const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+                      const SelectFunc& fn) const = 0;
 };
 
 class Expr;  // the immutable AST (rules/promql/ast.h)
@@ -161,7 +162,7 @@ class MemoryStorage final : public Queryable {
   void Append(Labels metric, TimestampMs t, double v);
   void Clear();
   void Select(const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-              const std::function<void(const Labels&, std::span<const Point>)>& fn) const override;
+              const SelectFunc& fn) const override;
 
  private:
   struct Impl;

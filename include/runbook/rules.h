@@ -90,7 +90,8 @@ std::string DuplicateRulesLint(const std::vector<GroupDef>& groups);
 class Appender {
  public:
   virtual ~Appender() = default;
-  virtual void Append(const Labels& metric, TimestampMs t, double v) = 0;
+  // `metric` is sorted; an implementation may keep the shared set itself.
+  virtual void Append(const LabelSet& metric, TimestampMs t, double v) = 0;
 };
 
 // Evaluates an expression at ts. The default is promql::EvalInstant over the Queryable.

@@ -57,7 +57,7 @@ class SeriesStore final : public promql::Queryable, public rules::Appender {
   // Appends one point outside any source's collections (rule output: recording rules, ALERTS);
   // the writer is responsible for its staleness markers. Ignored when not newer than the
   // series' newest point. This makes the store the rule manager's Appender too.
-  void Append(const Labels& metric, TimestampMs t, double v) override;
+  void Append(const LabelSet& metric, TimestampMs t, double v) override;
   // Drops every series that no query at or after `now` can see any more: its newest point is
   // older than its retention plus the lookback window.
   void Compact(TimestampMs now);
@@ -74,7 +74,7 @@ class SeriesStore final : public promql::Queryable, public rules::Appender {
   Stats stats() const;
 
   void Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-              const std::function<void(const Labels&, std::span<const promql::Point>)>& fn) const override;
+              const SelectFunc& fn) const override;
 
  private:
   struct Impl;

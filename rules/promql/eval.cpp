@@ -29,11 +29,30 @@ Labels DropMetricName(Labels labels) {
   return labels;
 }
 
+LabelSet DropMetricName(const LabelSet& labels) {
+  return labels.WithoutName();
+}
+
+LabelSet WithLabel(const LabelSet& labels, const std::string& name, std::string value) {
+  Labels out;
+  out.reserve(labels.size() + 1);
+  bool done = value.empty();
+  for (const auto& l : labels) {
+    if (!done && name < l.first) {
+      out.emplace_back(name, std::move(value));
+      done = true;
+    }
+    if (l.first != name) out.push_back(l);
+  }
+  if (!done) out.emplace_back(name, std::move(value));
+  return out;
+}
+
 void CheckUniqueLabelsets(const Vector& v) {
   if (v.size() < 2) return;
   std::vector<std::pair<std::uint64_t, const Labels*>> hashed;
   hashed.reserve(v.size());
-  for (const auto& s : v) hashed.emplace_back(LabelsHash(s.metric), &s.metric);
+  for (const auto& s : v) hashed.emplace_back(LabelsHash(s.metric), &s.metric.get());
   std::sort(hashed.begin(), hashed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (std::size_t i = 0; i < hashed.size(); ++i) {
     for (std::size_t j = i + 1; j < hashed.size() && hashed[j].first == hashed[i].first; ++j) {
@@ -41,6 +60,71 @@ void CheckUniqueLabelsets(const Vector& v) {
         throw EvalError{"vector cannot contain metrics with the same labelset"};
     }
   }
+}
+
+bool Ignored(std::string_view name, const VectorMatching& m) {
+  return name == "__name__" || std::find(m.labels.begin(), m.labels.end(), name) != m.labels.end();
+}
+
+std::uint64_t SignatureHash(const Labels& metric, const VectorMatching& m) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+  if (m.on) {
+    for (const auto& name : m.labels) h = HashMix(HashMix(h, name), LabelValue(metric, name));
+    return h;
+  }
+  for (const auto& [n, v] : metric) {
+    if (!Ignored(n, m)) h = HashMix(HashMix(h, n), v);
+  }
+  return h;
+}
+
+bool SameSignature(const Labels& a, const Labels& b, const VectorMatching& m) {
+  if (m.on) {
+    return std::all_of(m.labels.begin(), m.labels.end(),
+                       [&](const std::string& name) { return LabelValue(a, name) == LabelValue(b, name); });
+  }
+  auto i = a.begin(), j = b.begin();
+  while (true) {
+    while (i != a.end() && Ignored(i->first, m)) ++i;
+    while (j != b.end() && Ignored(j->first, m)) ++j;
+    if (i == a.end() || j == b.end()) return i == a.end() && j == b.end();
+    if (*i != *j) return false;
+    ++i;
+    ++j;
+  }
+}
+
+SignatureIndex::SignatureIndex(const Vector& v, const VectorMatching& m, HashFunc hash) : m_(m), hash_(hash) {
+  entries_.reserve(v.size());
+  for (const auto& s : v) entries_.push_back({hash_(s.metric, m), &s});
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
+}
+
+const Sample* SignatureIndex::Find(const Labels& metric) const {
+  const std::uint64_t hash = hash_(metric, m_);
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), hash,
+                             [](const Entry& e, std::uint64_t h) { return e.hash < h; });
+  for (; it != entries_.end() && it->hash == hash; ++it) {
+    if (SameSignature(it->sample->metric, metric, m_)) return it->sample;
+  }
+  return nullptr;
+}
+
+std::optional<std::pair<const Sample*, const Sample*>> SignatureIndex::Duplicate() const {
+  std::optional<std::pair<const Sample*, const Sample*>> found;
+  std::size_t run = 0;  // first entry with entries_[j]'s hash; runs keep input order
+  for (std::size_t j = 1; j < entries_.size(); ++j) {
+    if (entries_[j].hash != entries_[run].hash) run = j;
+    if (found && entries_[j].sample > found->second) continue;
+    for (std::size_t i = run; i < j; ++i) {
+      if (SameSignature(entries_[i].sample->metric, entries_[j].sample->metric, m_)) {
+        found = std::pair{entries_[i].sample, entries_[j].sample};
+        break;
+      }
+    }
+  }
+  return found;
 }
 
 namespace {
@@ -96,29 +180,6 @@ bool DropsName(const Expr& e) {
   return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
 }
 
-// The key vector matching compares: the on(...) labels, or all labels but the ignoring(...) ones
-// and __name__.
-std::string Signature(const Labels& metric, const VectorMatching& m) {
-  std::string key;
-  if (m.on) {
-    for (const auto& name : m.labels) {
-      key += name;
-      key += '\xff';
-      key += LabelValue(metric, name);
-      key += '\xff';
-    }
-    return key;
-  }
-  for (const auto& [n, v] : metric) {
-    if (n == "__name__" || std::find(m.labels.begin(), m.labels.end(), n) != m.labels.end()) continue;
-    key += n;
-    key += '\xff';
-    key += v;
-    key += '\xff';
-  }
-  return key;
-}
-
 Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
   Labels out = many;
   const auto& m = e.matching;
@@ -172,10 +233,12 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
   TimestampMs ref = RefTime(vs, ts);
   Vector out;
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
-                  [&](const Labels& metric, std::span<const Point> points) {
+                  [&](const LabelSet& metric, std::span<const Point> points) {
                     // Tolerate stores that pass points outside the window.
-                    auto it = std::upper_bound(points.begin(), points.end(), ref,
-                                               [](TimestampMs t, const Point& p) { return t < p.t; });
+                    auto it = !points.empty() && points.back().t <= ref
+                                  ? points.end()
+                                  : std::upper_bound(points.begin(), points.end(), ref,
+                                                     [](TimestampMs t, const Point& p) { return t < p.t; });
                     if (it == points.begin()) return;
                     const Point& last = *std::prev(it);
                     if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
@@ -193,7 +256,7 @@ Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) {
   window->range = ms.range_ms;
   Matrix out;
   storage_.Select(vs.matchers, window->start, window->end,
-                  [&](const Labels& metric, std::span<const Point> points) {
+                  [&](const LabelSet& metric, std::span<const Point> points) {
                     Series s;
                     s.metric = metric;
                     for (const auto& p : points) {
@@ -311,29 +374,26 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
   const auto& m = e.matching;
   switch (e.op) {
     case BinOp::kAnd: {
-      std::unordered_set<std::string> right;
-      for (const auto& s : r.vector) right.insert(Signature(s.metric, m));
+      SignatureIndex right(r.vector, m);
       for (auto& s : l.vector) {
-        if (right.count(Signature(s.metric, m))) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+        if (right.Find(s.metric)) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       }
       return out;
     }
     case BinOp::kOr: {
-      std::unordered_set<std::string> left;
-      for (auto& s : l.vector) {
-        left.insert(Signature(s.metric, m));
-        out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
-      }
-      for (auto& s : r.vector) {
-        if (!left.count(Signature(s.metric, m))) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+      SignatureIndex left(l.vector, m);
+      std::vector<bool> add(r.vector.size());
+      for (std::size_t i = 0; i < r.vector.size(); ++i) add[i] = !left.Find(r.vector[i].metric);
+      for (auto& s : l.vector) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+      for (std::size_t i = 0; i < r.vector.size(); ++i) {
+        if (add[i]) out.vector.push_back(Sample{std::move(r.vector[i].metric), ts, r.vector[i].v});
       }
       return out;
     }
     case BinOp::kUnless: {
-      std::unordered_set<std::string> right;
-      for (const auto& s : r.vector) right.insert(Signature(s.metric, m));
+      SignatureIndex right(r.vector, m);
       for (auto& s : l.vector) {
-        if (!right.count(Signature(s.metric, m))) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+        if (!right.Find(s.metric)) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       }
       return out;
     }
@@ -344,24 +404,23 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
   bool swap = m.card == VectorMatching::Card::kOneToMany;
   Vector& many = swap ? r.vector : l.vector;
   Vector& one = swap ? l.vector : r.vector;
-  std::unordered_map<std::string, const Sample*> one_side;
-  for (const auto& s : one) {
-    std::string sig = Signature(s.metric, m);
-    auto [it, inserted] = one_side.emplace(sig, &s);
-    if (!inserted) {
-      throw EvalError{"found duplicate series for the match group " + Format(s.metric, m) + " on the " +
-                      (swap ? "left" : "right") + " hand-side of the operation: [" + FormatLabels(s.metric) +
-                      ", " + FormatLabels(it->second->metric) +
-                      "];many-to-many matching not allowed: matching labels must be unique on one side"};
-    }
+  SignatureIndex one_side(one, m);
+  if (auto dup = one_side.Duplicate()) {
+    const auto [first, later] = *dup;  // Prometheus names the later one first
+    throw EvalError{"found duplicate series for the match group " + Format(later->metric, m) + " on the " +
+                    (swap ? "left" : "right") + " hand-side of the operation: [" +
+                    FormatLabels(later->metric) + ", " + FormatLabels(first->metric) +
+                    "];many-to-many matching not allowed: matching labels must be unique on one side"};
   }
-  std::unordered_map<std::string, std::unordered_set<std::string>> matched;
+  // one-to-one: whether each one-side sample matched already; group_left/right: the result
+  // label sets per one-side sample (hash, output index), checked for repeats at the end.
+  std::vector<bool> matched(m.card == VectorMatching::Card::kOneToOne ? one.size() : 0);
+  std::vector<std::tuple<std::size_t, std::uint64_t, std::size_t>> results;
   for (const auto& s : many) {
-    std::string sig = Signature(s.metric, m);
-    auto it = one_side.find(sig);
-    if (it == one_side.end()) continue;
+    const Sample* match = one_side.Find(s.metric);
+    if (!match) continue;
     double lv = s.v;
-    double rv = it->second->v;
+    double rv = match->v;
     if (swap) std::swap(lv, rv);
     double v = ScalarOp(e.op, lv, rv, &keep);
     if (e.return_bool) {
@@ -369,18 +428,27 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     } else if (!keep) {
       continue;
     }
-    Labels metric = ResultMetric(s.metric, it->second->metric, e);
-    auto& seen = matched[sig];
+    const auto one_index = static_cast<std::size_t>(match - one.data());
     if (m.card == VectorMatching::Card::kOneToOne) {
-      if (!seen.empty()) {
+      if (matched[one_index]) {
         throw EvalError{
             "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"};
       }
-      seen.insert("");
-    } else if (!seen.insert(LabelsKey(metric)).second) {
-      throw EvalError{"multiple matches for labels: grouping labels must ensure unique matches"};
+      matched[one_index] = true;
     }
+    LabelSet metric = ResultMetric(s.metric, match->metric, e);
+    if (m.card != VectorMatching::Card::kOneToOne)
+      results.emplace_back(one_index, metric.hash(), out.vector.size());
     out.vector.push_back(Sample{std::move(metric), ts, v});
+  }
+  std::sort(results.begin(), results.end());
+  for (std::size_t i = 0; i + 1 < results.size(); ++i) {
+    for (std::size_t j = i + 1; j < results.size() && std::get<0>(results[j]) == std::get<0>(results[i]) &&
+                                std::get<1>(results[j]) == std::get<1>(results[i]);
+         ++j) {
+      if (out.vector[std::get<2>(results[i])].metric == out.vector[std::get<2>(results[j])].metric)
+        throw EvalError{"multiple matches for labels: grouping labels must ensure unique matches"};
+    }
   }
   CheckUniqueLabelsets(out.vector);
   return out;
@@ -441,11 +509,16 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
       std::vector<Point> scratch;
       storage_.Select(
           vs.matchers, call.range_start, call.range_end,
-          [&](const Labels& metric, std::span<const Point> points) {
-            auto lo = std::lower_bound(points.begin(), points.end(), call.range_start,
-                                       [](const Point& p, TimestampMs t) { return p.t < t; });
-            auto hi = std::upper_bound(lo, points.end(), call.range_end,
-                                       [](TimestampMs t, const Point& p) { return t < p.t; });
+          [&](const LabelSet& metric, std::span<const Point> points) {
+            // Tolerate stores that pass points outside the window; searching only when they do.
+            auto lo = points.empty() || points.front().t >= call.range_start
+                          ? points.begin()
+                          : std::lower_bound(points.begin(), points.end(), call.range_start,
+                                             [](const Point& p, TimestampMs t) { return p.t < t; });
+            auto hi = points.empty() || points.back().t <= call.range_end
+                          ? points.end()
+                          : std::upper_bound(lo, points.end(), call.range_end,
+                                             [](TimestampMs t, const Point& p) { return t < p.t; });
             std::span<const Point> window(lo, hi);
             if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
               scratch.clear();
@@ -493,8 +566,11 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
 
 namespace {
 
+constexpr std::size_t kNoGroup = ~std::size_t(0);
+
 struct Group {
   Labels metric;
+  std::size_t next = kNoGroup;  // the previous group with the same hash
   double value = 0;
   double mean = 0;
   long long count = 0;
@@ -528,29 +604,39 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     if (std::isnan(p) || p < 1) return out;
     k = p >= 9.2e18 ? std::numeric_limits<long long>::max() : static_cast<long long>(p);
   }
-  std::unordered_map<std::string, size_t> index;
+  // Groups by a hash of their labels (collisions chained through Group::next and told apart
+  // by comparing); `metric` is reused, so finding an existing group allocates nothing.
+  std::unordered_map<std::uint64_t, std::size_t> index;
   std::vector<Group> groups;
+  Labels metric;
   for (auto& s : in.vector) {
-    Labels metric;
-    if (e.without) {
-      for (const auto& l : s.metric) {
-        if (l.first == "__name__" || std::find(grouping.begin(), grouping.end(), l.first) != grouping.end())
-          continue;
+    std::size_t n = 0;
+    auto put = [&](const Labels::value_type& l) {
+      if (n < metric.size()) {
+        metric[n].first = l.first;
+        metric[n].second = l.second;
+      } else {
         metric.push_back(l);
       }
-    } else {
-      for (const auto& l : s.metric) {
-        if (std::find(grouping.begin(), grouping.end(), l.first) != grouping.end()) metric.push_back(l);
-      }
+      ++n;
+    };
+    for (const auto& l : s.metric) {
+      const bool listed = std::find(grouping.begin(), grouping.end(), l.first) != grouping.end();
+      if (e.without ? !listed && l.first != "__name__" : listed) put(l);
     }
+    metric.resize(n);
     if (e.agg == AggOp::kCountValues) {
       SetLabel(metric, value_label, FormatFloatShortest(s.v));
     }
-    std::string key = LabelsKey(metric);
-    auto [it, inserted] = index.emplace(key, groups.size());
-    if (inserted) {
+    const std::uint64_t hash = LabelsHash(metric);
+    auto [it, inserted] = index.try_emplace(hash, groups.size());
+    std::size_t found = inserted ? kNoGroup : it->second;
+    while (found != kNoGroup && groups[found].metric != metric) found = groups[found].next;
+    if (found == kNoGroup) {
       Group g;
-      g.metric = std::move(metric);
+      g.metric = metric;
+      g.next = inserted ? kNoGroup : it->second;
+      it->second = groups.size();
       g.value = s.v;
       g.mean = s.v;
       g.count = 1;
@@ -560,7 +646,7 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       groups.push_back(std::move(g));
       continue;
     }
-    Group& g = groups[it->second];
+    Group& g = groups[found];
     ++g.count;
     switch (e.agg) {
       case AggOp::kSum: g.value += s.v; break;

@@ -1,7 +1,10 @@
 #pragma once
 // The evaluator behind EvalInstant/EvalRange, and helpers the function table shares with it.
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "promql/ast.h"
@@ -10,11 +13,40 @@ namespace runbook::promql {
 
 std::string LabelsKey(const Labels& labels);  // an unambiguous map key for a label set
 Labels DropMetricName(Labels labels);
+LabelSet DropMetricName(const LabelSet& labels);  // the same set when it has no __name__
+// `labels` with `name` set to `value` (removed when empty), sorted.
+LabelSet WithLabel(const LabelSet& labels, const std::string& name, std::string value);
 std::string FormatLabels(const Labels& labels);  // {a="b", c="d"}
 // Throws EvalError when two samples share a label set.
 void CheckUniqueLabelsets(const Vector& v);
 // Prometheus' quantile with linear interpolation (quantile, quantile_over_time).
 double Quantile(double q, std::vector<double> values);
+
+// Vector matching compares signatures: the on(...) labels, or all labels but the ignoring(...)
+// ones and __name__. A hash of them finds candidates, SameSignature decides.
+std::uint64_t SignatureHash(const Labels& metric, const VectorMatching& m);
+bool SameSignature(const Labels& a, const Labels& b, const VectorMatching& m);
+
+// The samples of one side of a binary operation by signature. Points into `v`, which must
+// outlive it unchanged. `hash` is replaceable for tests (collisions).
+class SignatureIndex {
+ public:
+  using HashFunc = std::uint64_t (*)(const Labels&, const VectorMatching&);
+  SignatureIndex(const Vector& v, const VectorMatching& m, HashFunc hash = SignatureHash);
+  // The sample with the signature of `metric`, if any.
+  const Sample* Find(const Labels& metric) const;
+  // The first sample (in input order) whose signature an earlier one has, and that earlier one.
+  std::optional<std::pair<const Sample*, const Sample*>> Duplicate() const;
+
+ private:
+  struct Entry {
+    std::uint64_t hash;
+    const Sample* sample;
+  };
+  const VectorMatching& m_;
+  HashFunc hash_;
+  std::vector<Entry> entries_;
+};
 
 class Evaluator {
  public:

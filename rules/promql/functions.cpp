@@ -541,11 +541,7 @@ Vector LabelReplace(FunctionCall& c) {
     if (!re.Match(value, 0, value.size(), RE2::ANCHOR_BOTH, groups.data(), static_cast<int>(groups.size())))
       continue;
     std::string result = Expand(re, repl, groups);
-    std::erase_if(s.metric, [&](const auto& l) { return l.first == dst; });
-    if (!result.empty()) {
-      s.metric.emplace_back(dst, result);
-      SortLabels(s.metric);
-    }
+    s.metric = WithLabel(s.metric, dst, std::move(result));
   }
   return out;
 }
@@ -566,11 +562,7 @@ Vector LabelJoin(FunctionCall& c) {
       if (i > 3) joined += sep;
       joined += LabelValue(s.metric, c.args[i].string);
     }
-    std::erase_if(s.metric, [&](const auto& l) { return l.first == dst; });
-    if (!joined.empty()) {
-      s.metric.emplace_back(dst, joined);
-      SortLabels(s.metric);
-    }
+    s.metric = WithLabel(s.metric, dst, std::move(joined));
   }
   return out;
 }

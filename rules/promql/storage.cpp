@@ -27,7 +27,8 @@ bool IsStaleMarker(double v) {
 }
 
 struct MemoryStorage::Impl {
-  using Map = std::map<Labels, std::vector<Point>>;  // ordered by labels, as Prometheus returns series
+  // Ordered by labels, as Prometheus returns series.
+  using Map = std::map<LabelSet, std::vector<Point>, std::less<>>;
   Map series;
   std::vector<Map::iterator> by_id;
   Postings postings;
@@ -38,8 +39,9 @@ MemoryStorage::~MemoryStorage() = default;
 
 void MemoryStorage::Append(Labels metric, TimestampMs t, double v) {
   CanonicalLabels(metric);
-  auto [it, inserted] = impl_->series.try_emplace(std::move(metric));
-  if (inserted) {
+  auto it = impl_->series.find(metric);
+  if (it == impl_->series.end()) {
+    it = impl_->series.try_emplace(LabelSet(std::move(metric))).first;
     impl_->postings.Add(static_cast<Postings::Id>(impl_->by_id.size()), it->first);
     impl_->by_id.push_back(it);
   }
@@ -58,8 +60,8 @@ void MemoryStorage::Clear() {
 }
 
 void MemoryStorage::Select(const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
-                           const std::function<void(const Labels&, std::span<const Point>)>& fn) const {
-  auto visit = [&](const Labels& metric, const std::vector<Point>& points) {
+                           const SelectFunc& fn) const {
+  auto visit = [&](const LabelSet& metric, const std::vector<Point>& points) {
     auto lo = std::lower_bound(points.begin(), points.end(), mint,
                                [](const Point& p, TimestampMs t) { return p.t < t; });
     auto hi = std::upper_bound(points.begin(), points.end(), maxt,

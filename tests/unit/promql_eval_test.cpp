@@ -170,9 +170,8 @@ namespace {
 // A store that ignores the window and hands over every point.
 class SloppyStore final : public pq::Queryable {
  public:
-  void Select(
-      const std::vector<pq::Matcher>&, runbook::TimestampMs, runbook::TimestampMs,
-      const std::function<void(const runbook::Labels&, std::span<const pq::Point>)>& fn) const override {
+  void Select(const std::vector<pq::Matcher>&, runbook::TimestampMs, runbook::TimestampMs,
+              const SelectFunc& fn) const override {
     static const pq::Point kPoints[] = {{0, 1}, {60000, 2}, {120000, 3}, {600000, 4}};
     fn({{"__name__", "m"}}, kPoints);
   }

@@ -22,7 +22,7 @@ constexpr TimestampMs kSec = 1000, kMin = 60 * kSec;
 
 struct Captured : Appender {
   std::vector<std::tuple<Labels, TimestampMs, double>> samples;
-  void Append(const Labels& m, TimestampMs t, double v) override { samples.emplace_back(m, t, v); }
+  void Append(const LabelSet& m, TimestampMs t, double v) override { samples.emplace_back(m, t, v); }
 };
 
 struct Fixture {

@@ -204,3 +204,52 @@ TEST_CASE("series store: empty-valued labels are dropped on ingest and append ({
   CHECK(values.back() == 3);
   CHECK_FALSE(promql::IsStaleMarker(values.back()));
 }
+
+TEST_CASE(
+    "series store: a collection in another order, or with other labels, still reaches the right series") {
+  SeriesStore store;
+  store.Ingest("a", 1 * kMin, {S("m", "a", 1), S("n", "a", 2)});
+  store.Ingest("a", 2 * kMin, {S("n", "a", 20), S("m", "a", 10)});
+  store.Ingest("a", 3 * kMin, {S("o", "a", 300), S("m", "a", 100)});
+  auto m = Read(store, {Eq("__name__", "m")}, 0, 10 * kMin)["m/a"];
+  REQUIRE(m.size() == 2);
+  CHECK(m[0].v == 10);
+  CHECK(m[1].v == 100);
+  auto n = Read(store, {Eq("__name__", "n")}, 0, 10 * kMin)["n/a"];
+  REQUIRE(n.size() == 2);
+  CHECK(n[0].v == 20);
+  CHECK(promql::IsStaleMarker(n[1].v));
+  CHECK(Read(store, {Eq("__name__", "o")}, 0, 10 * kMin)["o/a"].size() == 1);
+}
+
+TEST_CASE("series store: dropping and restoring a retention keeps the newest points") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "m")}, 30 * kMin}});
+  for (int i = 1; i <= 5; ++i) store.Ingest("a", i * kMin, {S("m", "a", i)});
+  store.SetRetention({});
+  auto got = Read(store, {Eq("__name__", "m")}, 0, 100 * kMin)["m/a"];
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].v == 4);
+  CHECK(got[1].v == 5);
+  store.SetRetention({Retention{{Eq("__name__", "m")}, 30 * kMin}});
+  for (int i = 6; i <= 7; ++i) store.Ingest("a", i * kMin, {S("m", "a", i)});
+  got = Read(store, {Eq("__name__", "m")}, 0, 100 * kMin)["m/a"];
+  REQUIRE(got.size() == 4);
+  CHECK(got[0].v == 4);
+  CHECK(got[3].v == 7);
+}
+
+TEST_CASE("series store: appended rule output is kept as the shared set it was given") {
+  SeriesStore store;
+  LabelSet out = Labels{{"__name__", "rec"}, {"target", "a"}};
+  store.Append(out, 1 * kMin, 1);
+  store.Append(Labels{{"__name__", "rec"}, {"target", "a"}}, 2 * kMin, 2);  // equal, not shared: same series
+  int seen = 0;
+  store.Select({Eq("__name__", "rec")}, 0, 10 * kMin,
+               [&](const LabelSet& metric, std::span<const promql::Point> pts) {
+                 ++seen;
+                 CHECK(metric.SameAs(out));
+                 CHECK(pts.size() == 2);
+               });
+  CHECK(seen == 1);
+}
