@@ -381,3 +381,61 @@ TEST_CASE("a family published with two types is kept once and the dropped sample
   REQUIRE(snap->data_errors.size() == 1);
   CHECK(Contains(snap->data_errors[0], "1 samples dropped"));
 }
+
+namespace {
+std::string RenderedText(const TargetSnapshot& snap) {
+  std::string out;
+  for (const auto& f : snap.rendered) out += f.header + f.body;
+  return out;
+}
+}  // namespace
+
+TEST_CASE("snapshots reuse old buffers without touching one a reader still holds") {
+  FakeWorld world;
+  Script s;
+  std::vector<CollectorInfo> registry{Info(s, "fast", Tier::kFast)};
+  TargetRuntime rt(
+      Target("t", {"fast"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+      registry);
+  rt.Collect();
+  auto held = rt.Snapshot();
+  const std::string held_text = testing::Exposition(held->families);
+  CHECK(RenderedText(*held) == held_text);
+  CHECK(Contains(held_text, "fake_fast{label=\"v\",target=\"t\"} 1\n"));
+
+  // The family changes name, then label value, then the target fails and recovers: every
+  // snapshot shows that collection alone, in both forms, while `held` stays as it was.
+  std::vector<std::string> texts;
+  auto collect = [&] {
+    rt.Collect();
+    auto snap = rt.Snapshot();
+    const std::string text = testing::Exposition(snap->families);
+    CHECK(RenderedText(*snap) == text);
+    CHECK(RenderFamilies(snap->families).size() == snap->rendered.size());
+    texts.push_back(text);
+  };
+  s.family = "renamed_family";
+  collect();
+  collect();
+  s.value_label = "w";
+  collect();
+  s.result = Status::Error(ErrorReason::kNetwork, "connection reset");
+  collect();
+  s.result = Status::Ok();
+  s.family.clear();
+  collect();
+  collect();
+
+  CHECK(testing::Exposition(held->families) == held_text);
+  CHECK(RenderedText(*held) == held_text);
+  REQUIRE(texts.size() == 6);
+  CHECK_FALSE(Contains(texts[0], "fake_fast"));
+  CHECK(Contains(texts[0], "renamed_family{label=\"v\",target=\"t\"} 1\n"));
+  CHECK(Contains(texts[2], "renamed_family{label=\"w\",target=\"t\"} 1\n"));
+  CHECK_FALSE(Contains(texts[2], "label=\"v\""));
+  CHECK_FALSE(Contains(texts[3], "renamed_family"));  // the failed collection publishes no samples
+  CHECK(Contains(texts[3], "pg_up{target=\"t\"} 0\n"));
+  CHECK(Contains(texts[4], "fake_fast{label=\"w\",target=\"t\"} 1\n"));
+  CHECK_FALSE(Contains(texts[4], "renamed_family"));
+  CHECK(Contains(texts[5], "runbook_exporter_collections_total{target=\"t\"} 7\n"));
+}
