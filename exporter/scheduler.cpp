@@ -81,7 +81,13 @@ void Scheduler::TimerLoop() {
     auto now = SteadyClock::now();
     auto next_wake = now + std::chrono::hours(1);
     for (auto& [name, e] : entries_) {
-      if (e.running) continue;
+      if (e.running) {
+        // Plan for the due time that follows a collection finishing in time, so the worker need
+        // not wake this thread when it finishes (a collection that overruns does, below).
+        const auto following = e.due + e.runtime->config().interval;
+        if (following > now) next_wake = std::min(next_wake, following);
+        continue;
+      }
       if (e.due <= now) {
         e.running = true;
         queue_.push_back(e.runtime);
@@ -90,6 +96,7 @@ void Scheduler::TimerLoop() {
         next_wake = std::min(next_wake, e.due);
       }
     }
+    timer_wake_ = next_wake;
     timer_cv_.wait_until(lock, next_wake);
   }
 }
@@ -116,7 +123,7 @@ void Scheduler::WorkerLoop() {
     e.due += interval;
     auto now = SteadyClock::now();
     if (e.due <= now) e.due = now + interval;
-    timer_cv_.notify_all();
+    if (e.due < timer_wake_) timer_cv_.notify_all();
   }
 }
 

@@ -275,6 +275,33 @@ TEST_CASE(
   sched.Stop();
 }
 
+TEST_CASE("scheduler keeps a lone target's schedule whether its collections finish in time or overrun") {
+  // The worker wakes the timer thread only when a collection overran the due time the timer
+  // planned for; with one target nothing else would wake it.
+  FakeWorld world;
+  Script in_time, overrun;
+  overrun.sleep = 30ms;  // longer than its 20 ms interval
+  std::vector<CollectorInfo> registry{Info(in_time, "in_time", Tier::kFast),
+                                      Info(overrun, "overrun", Tier::kFast)};
+  auto factory = [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); };
+  {
+    Scheduler sched(1, factory, registry);
+    sched.Apply({Target("a", {"in_time"}, 20ms)});
+    std::this_thread::sleep_for(300ms);
+    sched.Stop();
+  }
+  CHECK(in_time.calls >= 8);
+  CHECK(in_time.calls <= 16);
+  {
+    auto t = Target("b", {"overrun"}, 20ms);
+    Scheduler sched(1, factory, registry);
+    sched.Apply({t});
+    std::this_thread::sleep_for(300ms);
+    sched.Stop();
+  }
+  CHECK(overrun.calls >= 5);
+}
+
 TEST_CASE("scheduler apply keeps unchanged targets and replaces changed and removed ones") {
   FakeWorld world;
   Script s;
