@@ -81,20 +81,19 @@ void Scheduler::TimerLoop() {
     auto now = SteadyClock::now();
     auto next_wake = now + std::chrono::hours(1);
     for (auto& [name, e] : entries_) {
-      if (e.running) {
-        // Plan for the due time that follows a collection finishing in time, so the worker need
-        // not wake this thread when it finishes (a collection that overruns does, below).
-        const auto following = e.due + e.runtime->config().interval;
-        if (following > now) next_wake = std::min(next_wake, following);
+      if (!e.running && e.due > now) {
+        next_wake = std::min(next_wake, e.due);
         continue;
       }
-      if (e.due <= now) {
+      if (!e.running) {
         e.running = true;
         queue_.push_back(e.runtime);
         work_cv_.notify_one();
-      } else {
-        next_wake = std::min(next_wake, e.due);
       }
+      // Plan for the due time that follows a collection finishing in time, so the worker need
+      // not wake this thread when it finishes (after an overrun it does: WorkerLoop).
+      const auto following = e.due + e.runtime->config().interval;
+      if (following > now) next_wake = std::min(next_wake, following);
     }
     timer_wake_ = next_wake;
     timer_cv_.wait_until(lock, next_wake);
