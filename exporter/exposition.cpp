@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace runbook {
@@ -33,6 +34,13 @@ void AppendInteger(std::string& out, Int v) {
 
 // Label values escape '\', '"' and line feeds; HELP text escapes '\' and line feeds.
 void AppendEscaped(std::string& out, std::string_view s, bool quote) {
+  if (s.empty()) return;
+  // Text rarely needs an escape: memchr scans are much cheaper than the loop below.
+  if (!std::memchr(s.data(), '\\', s.size()) && !std::memchr(s.data(), '\n', s.size()) &&
+      (!quote || !std::memchr(s.data(), '"', s.size()))) {
+    out.append(s);
+    return;
+  }
   std::size_t from = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
