@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace runbook {
@@ -32,6 +34,13 @@ void AppendInteger(std::string& out, Int v) {
 
 // Label values escape '\', '"' and line feeds; HELP text escapes '\' and line feeds.
 void AppendEscaped(std::string& out, std::string_view s, bool quote) {
+  if (s.empty()) return;
+  // Text rarely needs an escape: memchr scans are much cheaper than the loop below.
+  if (!std::memchr(s.data(), '\\', s.size()) && !std::memchr(s.data(), '\n', s.size()) &&
+      (!quote || !std::memchr(s.data(), '"', s.size()))) {
+    out.append(s);
+    return;
+  }
   std::size_t from = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
@@ -112,6 +121,10 @@ void AppendSampleValue(std::string& out, double value) {
     out += "Nan";
   } else if (std::isinf(value)) {
     out += value < 0 ? "-Inf" : "+Inf";
+  } else if (std::fabs(value) < 1e16 && value == std::trunc(value) && !(value == 0 && std::signbit(value))) {
+    // Most values are whole numbers, which "%.16g" writes as integers below 1e16; the integer
+    // conversion is several times cheaper.
+    AppendInteger(out, static_cast<std::int64_t>(value));
   } else {
     char buf[32];
     auto res = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, 16);
@@ -137,22 +150,35 @@ void AppendFamilyHeader(std::string& out, const SampleFamily& family) {
 }
 
 void AppendFamilySamples(std::string& out, const SampleFamily& f) {
-  std::string labels;  // `a="x",b="y"` of the current series
+  const bool has_labels = !f.label_names.empty();
   for (std::size_t i = 0; i < f.size(); ++i) {
-    labels.clear();
-    for (auto j : f.label_order) {
-      if (!labels.empty()) labels += ',';
-      labels += f.label_names[j];
-      labels += "=\"";
-      AppendEscaped(labels, f.LabelValue(i, j), true);
-      labels += '"';
-    }
+    // `a="x",b="y"`: written once per series; a summary's other lines copy it from `out`.
+    std::size_t labels_at = 0, labels_len = 0;
+    bool written = false;
+    auto labels = [&] {
+      if (written) {
+        out.append(out, labels_at, labels_len);
+        return;
+      }
+      labels_at = out.size();
+      bool first = true;
+      for (auto j : f.label_order) {
+        if (!first) out += ',';
+        first = false;
+        out += f.label_names[j];
+        out += "=\"";
+        AppendEscaped(out, f.LabelValue(i, j), true);
+        out += '"';
+      }
+      labels_len = out.size() - labels_at;
+      written = true;
+    };
     auto line = [&](std::string_view suffix, double value) {
       out += f.name;
       out += suffix;
-      if (!labels.empty()) {
+      if (has_labels) {
         out += '{';
-        out += labels;
+        labels();
         out += '}';
       }
       out += ' ';
@@ -167,8 +193,8 @@ void AppendFamilySamples(std::string& out, const SampleFamily& f) {
     for (const auto& [q, v] : s.quantiles) {
       out += f.name;
       out += '{';
-      out += labels;
-      if (!labels.empty()) out += ',';
+      labels();
+      if (has_labels) out += ',';
       out += "quantile=\"";
       AppendQuantile(out, q);
       out += "\"} ";

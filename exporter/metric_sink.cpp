@@ -101,6 +101,28 @@ void MetricSink::AddSummary(const MetricDesc& desc, std::span<const std::string_
   }
 }
 
+void MetricSink::Define(SampleFamily& f, const MetricDesc& desc, bool& renamed) const {
+  f.kind = desc.kind;
+  f.help = desc.help;
+  f.label_names.assign(desc.labels.begin(), desc.labels.end());
+  renamed = false;
+  for (auto& n : f.label_names) {
+    // A label the target also sets (configured labels) is renamed exported_<name>, as
+    // Prometheus does with honor_labels: false; the collector's value is kept.
+    while (HasConstLabel(n)) {
+      n.insert(0, "exported_");
+      renamed = true;
+    }
+  }
+  for (const auto& [k, v] : const_labels_) f.label_names.push_back(k);
+  f.label_order.clear();
+  for (std::size_t j = 0; j < f.label_names.size(); ++j) {  // a stable insertion sort: a few names
+    auto pos = f.label_order.end();
+    while (pos != f.label_order.begin() && f.label_names[j] < f.label_names[*(pos - 1)]) --pos;
+    f.label_order.insert(pos, static_cast<std::uint32_t>(j));
+  }
+}
+
 template <typename T>
 SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> label_values, bool summary) {
   if (label_values.size() != desc.labels.size()) {
@@ -113,43 +135,28 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
     return nullptr;
   }
   Pending* p = nullptr;
-  for (const auto& [d, q] : recent_) {
-    if (d == &desc && q->family.name == desc.name) p = q;  // the name guards against a reused address
-  }
+  if (auto d = by_desc_.find(&desc); d != by_desc_.end() && d->second->family.name == desc.name)
+    p = d->second;
   if (!p) {
     auto it = families_.find(desc.name);
     if (it == families_.end()) {
       it = families_.emplace(desc.name, Pending{}).first;
-      SampleFamily& f = it->second.family;
-      f.name = desc.name;
-      f.kind = desc.kind;
-      f.help = desc.help;
-      f.label_names = desc.labels;
-      for (auto& n : f.label_names) {
-        // A label the target also sets (configured labels) is renamed exported_<name>, as
-        // Prometheus does with honor_labels: false; the collector's value is kept.
-        while (HasConstLabel(n)) {
-          n.insert(0, "exported_");
-          it->second.renamed = true;
-        }
-      }
-      for (const auto& [k, v] : const_labels_) f.label_names.push_back(k);
-      for (std::size_t j = 0; j < f.label_names.size(); ++j) {  // a stable insertion sort: a few names
-        auto pos = f.label_order.end();
-        while (pos != f.label_order.begin() && f.label_names[j] < f.label_names[*(pos - 1)]) --pos;
-        f.label_order.insert(pos, static_cast<std::uint32_t>(j));
-      }
+      it->second.family.name = desc.name;
+      Define(it->second.family, desc, it->second.renamed);
     }
     p = &it->second;
-    recent_[next_recent_++ % recent_.size()] = {&desc, p};
+    by_desc_[&desc] = p;
   }
   SampleFamily& f = p->family;
   if (f.kind != desc.kind || f.help != desc.help ||
       f.label_names.size() != desc.labels.size() + const_labels_.size() ||
       (!p->renamed && !std::equal(desc.labels.begin(), desc.labels.end(), f.label_names.begin())) ||
       (p->renamed && !SameDeclaredLabels(desc.labels, f.label_names))) {
-    errors_.push_back(desc.name + ": conflicting definitions of one family");
-    return nullptr;
+    if (p->active) {
+      errors_.push_back(desc.name + ": conflicting definitions of one family");
+      return nullptr;
+    }
+    Define(f, desc, p->renamed);  // kept from an earlier collection, with a description since changed
   }
   for (const auto& v : label_values) {
     AppendSanitizedUtf8(f.text, v);
@@ -159,8 +166,14 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
     f.text += v;
     f.ends.push_back(static_cast<std::uint32_t>(f.text.size()));
   }
-  if (p->sorted && !f.values.empty() && CompareSeries(f, f.values.size() - 1, f.values.size()) >= 0)
+  if (!p->active) {
+    p->active = true;
+    active_.push_back(p);
+  }
+  if (p->sorted && !f.values.empty() && CompareSeries(f, f.values.size() - 1, f.values.size()) >= 0) {
     p->sorted = false;
+    unsorted_.push_back(p);
+  }
   ++samples_;
   return &f;
 }
@@ -168,19 +181,19 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
 namespace {
 
 // Sorts the series of f by their label values in label-name order and drops duplicates (the
-// first added is kept, as sorting is stable). Returns the number dropped.
-std::size_t SortSeries(SampleFamily& f) {
+// first added is kept, as sorting is stable). Returns the number dropped. `out` and `idx` are
+// scratch buffers; out's buffers are swapped with f's.
+std::size_t SortSeries(SampleFamily& f, SampleFamily& out, std::vector<std::uint32_t>& idx) {
   const std::size_t n = f.label_names.size();
   const std::size_t m = f.size();
   auto compare = [&](std::size_t a, std::size_t b) { return CompareSeries(f, a, b); };
-  std::vector<std::uint32_t> idx(m);
+  idx.resize(m);
   for (std::size_t i = 0; i < m; ++i) idx[i] = static_cast<std::uint32_t>(i);
   std::stable_sort(idx.begin(), idx.end(), [&](auto a, auto b) { return compare(a, b) < 0; });
-  SampleFamily out;
-  out.text.reserve(f.text.size());
-  out.ends.reserve(f.ends.size());
-  out.values.reserve(m);
-  if (!f.summaries.empty()) out.summaries.reserve(m);
+  out.text.clear();
+  out.ends.clear();
+  out.values.clear();
+  out.summaries.clear();
   std::size_t dropped = 0;
   for (std::size_t k = 0; k < m; ++k) {
     const std::size_t i = idx[k];
@@ -195,23 +208,24 @@ std::size_t SortSeries(SampleFamily& f) {
     out.values.push_back(f.values[i]);
     if (!f.summaries.empty()) out.summaries.push_back(std::move(f.summaries[i]));
   }
-  f.text = std::move(out.text);
-  f.ends = std::move(out.ends);
-  f.values = std::move(out.values);
-  f.summaries = std::move(out.summaries);
+  f.text.swap(out.text);
+  f.ends.swap(out.ends);
+  f.values.swap(out.values);
+  f.summaries.swap(out.summaries);
   return dropped;
 }
 
 }  // namespace
 
 void MetricSink::Settle() {
-  for (auto& [name, p] : families_) {
-    if (p.sorted) continue;
-    std::size_t dropped = SortSeries(p.family);
-    for (std::size_t i = 0; i < dropped; ++i) errors_.push_back(name + ": duplicate series dropped");
+  for (Pending* p : unsorted_) {
+    std::size_t dropped = SortSeries(p->family, scratch_, order_);
+    for (std::size_t i = 0; i < dropped; ++i)
+      errors_.push_back(p->family.name + ": duplicate series dropped");
     samples_ -= dropped;
-    p.sorted = true;
+    p->sorted = true;
   }
+  unsorted_.clear();
 }
 
 const std::vector<std::string>& MetricSink::errors() {
@@ -226,49 +240,108 @@ std::size_t MetricSink::size() {
 
 std::vector<SampleFamily> MetricSink::Take() {
   std::vector<SampleFamily> out;
-  out.reserve(families_.size());
+  out.reserve(active_.size());
   Settle();
-  for (auto& [name, p] : families_) out.push_back(std::move(p.family));
+  for (auto& [name, p] : families_)
+    if (p.active) out.push_back(std::move(p.family));
   families_.clear();
-  recent_ = {};
+  by_desc_.clear();
+  active_.clear();
   samples_ = 0;
   return out;
 }
 
-std::vector<SampleFamily> MergeFamilies(std::vector<std::vector<SampleFamily>> parts, std::size_t* dropped) {
-  std::vector<SampleFamily*> all;  // sorting pointers: a SampleFamily is nine members to move
-  std::size_t total = 0;
-  for (auto& p : parts) total += p.size();
-  all.reserve(total);
-  for (auto& p : parts)
-    for (auto& f : p) all.push_back(&f);
-  std::stable_sort(all.begin(), all.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
-  std::vector<SampleFamily> out;
-  out.reserve(all.size());
+void MetricSink::Reset() {
+  errors_.clear();
+  samples_ = 0;
+  unsorted_.clear();
+  if (active_.size() != families_.size()) {
+    std::erase_if(families_, [](const auto& kv) { return !kv.second.active; });
+    by_desc_.clear();
+  }
+  // Descriptions built afresh for each collection would each leave an entry.
+  if (by_desc_.size() > 2 * families_.size() + 64) by_desc_.clear();
+  for (Pending* p : active_) {
+    SampleFamily& f = p->family;
+    f.text.clear();
+    f.ends.clear();
+    f.values.clear();
+    f.summaries.clear();
+    p->sorted = true;
+    p->active = false;
+  }
+  active_.clear();
+}
+
+const std::vector<const SampleFamily*>& MetricSink::Families() {
+  Settle();
+  view_.clear();
+  for (const auto& [name, p] : families_)
+    if (p.active) view_.push_back(&p.family);
+  return view_;
+}
+
+std::size_t OrderForMerge(std::vector<const SampleFamily*>& families) {
+  std::stable_sort(families.begin(), families.end(),
+                   [](const auto* a, const auto* b) { return a->name < b->name; });
+  std::size_t dropped = 0;
+  std::size_t kept = 0;
+  const SampleFamily* first = nullptr;  // the first family of the current name
+  for (std::size_t i = 0; i < families.size(); ++i) {
+    const SampleFamily* f = families[i];
+    if (!first || first->name != f->name) {
+      first = f;
+    } else if (f->kind != first->kind) {
+      dropped += f->size();
+      continue;
+    }
+    families[kept++] = f;
+  }
+  families.resize(kept);
+  return dropped;
+}
+
+void MergeOrderedInto(std::span<const SampleFamily* const> families, std::vector<SampleFamily>& out) {
+  std::size_t used = 0;
   std::size_t first = 0;  // in out: the first family of the current name
-  for (auto* fp : all) {
-    SampleFamily& f = *fp;
-    if (out.empty() || out[first].name != f.name) {
-      first = out.size();
-      out.push_back(std::move(f));
+  auto append = [&](const SampleFamily& f) {
+    if (used < out.size())
+      out[used] = f;  // copy assignment keeps the element's buffers
+    else
+      out.push_back(f);
+    return used++;
+  };
+  for (const SampleFamily* fp : families) {
+    const SampleFamily& f = *fp;
+    if (used == 0 || out[first].name != f.name) {
+      first = append(f);
       continue;
     }
-    if (out[first].kind != f.kind) {
-      if (dropped) *dropped += f.size();
-      continue;
-    }
-    auto same = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+    const auto end = out.begin() + static_cast<std::ptrdiff_t>(used);
+    auto same = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), end,
                              [&](const SampleFamily& o) { return o.label_names == f.label_names; });
-    if (same == out.end()) {
-      out.push_back(std::move(f));
+    if (same == end) {
+      append(f);
       continue;
     }
     const auto base = static_cast<std::uint32_t>(same->text.size());
     same->text += f.text;
     for (auto e : f.ends) same->ends.push_back(base + e);
     same->values.insert(same->values.end(), f.values.begin(), f.values.end());
-    for (auto& s : f.summaries) same->summaries.push_back(std::move(s));
+    same->summaries.insert(same->summaries.end(), f.summaries.begin(), f.summaries.end());
   }
+  out.erase(out.begin() + static_cast<std::ptrdiff_t>(used), out.end());
+}
+
+std::vector<SampleFamily> MergeFamilies(std::vector<std::vector<SampleFamily>> parts, std::size_t* dropped) {
+  std::vector<const SampleFamily*> all;
+  for (const auto& p : parts)
+    for (const auto& f : p) all.push_back(&f);
+  const std::size_t d = OrderForMerge(all);
+  if (dropped) *dropped += d;
+  std::vector<SampleFamily> out;
+  out.reserve(all.size());
+  MergeOrderedInto(all, out);
   return out;
 }
 

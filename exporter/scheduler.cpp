@@ -81,15 +81,21 @@ void Scheduler::TimerLoop() {
     auto now = SteadyClock::now();
     auto next_wake = now + std::chrono::hours(1);
     for (auto& [name, e] : entries_) {
-      if (e.running) continue;
-      if (e.due <= now) {
+      if (!e.running && e.due > now) {
+        next_wake = std::min(next_wake, e.due);
+        continue;
+      }
+      if (!e.running) {
         e.running = true;
         queue_.push_back(e.runtime);
         work_cv_.notify_one();
-      } else {
-        next_wake = std::min(next_wake, e.due);
       }
+      // Plan for the due time that follows a collection finishing in time, so the worker need
+      // not wake this thread when it finishes (after an overrun it does: WorkerLoop).
+      const auto following = e.due + e.runtime->config().interval;
+      if (following > now) next_wake = std::min(next_wake, following);
     }
+    timer_wake_ = next_wake;
     timer_cv_.wait_until(lock, next_wake);
   }
 }
@@ -116,7 +122,7 @@ void Scheduler::WorkerLoop() {
     e.due += interval;
     auto now = SteadyClock::now();
     if (e.due <= now) e.due = now + interval;
-    timer_cv_.notify_all();
+    if (e.due < timer_wake_) timer_cv_.notify_all();
   }
 }
 

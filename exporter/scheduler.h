@@ -55,6 +55,7 @@ class Scheduler {
   std::mutex apply_mu_;  // serialises Apply()
   mutable std::mutex mu_;
   std::condition_variable timer_cv_, work_cv_;
+  std::chrono::steady_clock::time_point timer_wake_{};  // when the timer thread plans to wake
   std::vector<std::string> order_;
   std::map<std::string, Entry> entries_;
   std::deque<std::shared_ptr<TargetRuntime>> queue_;

@@ -113,16 +113,24 @@ std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricF
 
 std::vector<RenderedFamily> RenderFamilies(const std::vector<SampleFamily>& families) {
   std::vector<RenderedFamily> out;
-  out.reserve(families.size());
+  RenderFamiliesInto(families, out);
+  return out;
+}
+
+void RenderFamiliesInto(const std::vector<SampleFamily>& families, std::vector<RenderedFamily>& out) {
+  std::size_t used = 0;
   for (const auto& f : families) {
-    if (out.empty() || out.back().name != f.name) {
-      RenderedFamily& r = out.emplace_back();
+    if (used == 0 || out[used - 1].name != f.name) {
+      if (used == out.size()) out.emplace_back();
+      RenderedFamily& r = out[used++];
       r.name = f.name;
+      r.header.clear();
+      r.body.clear();
       AppendFamilyHeader(r.header, f);
     }
-    AppendFamilySamples(out.back().body, f);
+    AppendFamilySamples(out[used - 1].body, f);
   }
-  return out;
+  out.erase(out.begin() + static_cast<std::ptrdiff_t>(used), out.end());
 }
 
 TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
@@ -130,9 +138,10 @@ TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
     : cfg_(std::move(cfg)), conn_(factory(cfg_)) {
   const_labels_.emplace_back("target", cfg_.name);
   for (const auto& l : cfg_.labels) const_labels_.push_back(l);
+  self_sink_ = MetricSink(const_labels_);
   for (const auto& info : registry) {
     if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
-    CollectorSlot slot{&info, info.factory(), {}, {}, false, false, {}};
+    CollectorSlot slot{&info, info.factory(), MetricSink(const_labels_), {}, false, false, {}};
     slot.report.name = info.name;
     slots_.push_back(std::move(slot));
   }
@@ -143,6 +152,26 @@ std::shared_ptr<const TargetSnapshot> TargetRuntime::Snapshot() const {
   return snapshot_;
 }
 
+std::shared_ptr<TargetSnapshot> TargetRuntime::NewSnapshot() {
+  auto recycled = recycled_;
+  std::shared_ptr<TargetSnapshot> snap(new TargetSnapshot, [recycled](TargetSnapshot* s) {
+    {
+      std::lock_guard lock(recycled->mu);
+      // Two: the snapshot being built and the published one; a third is rarely free.
+      if (recycled->free.size() < 2)
+        recycled->free.emplace_back(std::move(s->families), std::move(s->rendered));
+    }
+    delete s;
+  });
+  std::lock_guard lock(recycled_->mu);
+  if (!recycled_->free.empty()) {
+    snap->families = std::move(recycled_->free.back().first);
+    snap->rendered = std::move(recycled_->free.back().second);
+    recycled_->free.pop_back();
+  }
+  return snap;
+}
+
 void TargetRuntime::Publish(std::shared_ptr<TargetSnapshot> snap) {
   std::lock_guard lock(mu_);
   snapshot_ = std::move(snap);
@@ -151,8 +180,8 @@ void TargetRuntime::Publish(std::shared_ptr<TargetSnapshot> snap) {
 void TargetRuntime::Collect() {
   const auto start = SteadyClock::now();
   const Deadline deadline = start + cfg_.timeout;
-  auto snap = std::make_shared<TargetSnapshot>();
-  std::vector<std::vector<SampleFamily>> parts;
+  auto snap = NewSnapshot();
+  merge_.clear();
   collections_total_ += 1;
 
   Status status;
@@ -193,10 +222,14 @@ void TargetRuntime::Collect() {
       // output is served from the cache meanwhile) or was refused (CONFIG on a managed service:
       // asking every collection would only add to the server's error statistics).
       if (slow && slot.tried && start - slot.last_run < cfg_.slow_interval) {
-        if (slot.cache_valid) parts.push_back(slot.cache);
+        if (slot.cache_valid) {
+          const auto& cached = slot.sink.Families();
+          merge_.insert(merge_.end(), cached.begin(), cached.end());
+        }
         continue;
       }
-      MetricSink sink(const_labels_);
+      MetricSink& sink = slot.sink;
+      sink.Reset();
       const auto t0 = SteadyClock::now();
       Status st = ctx.Expired()
                       ? Status::Error(ErrorReason::kTimeout, "deadline reached before this collector ran")
@@ -216,12 +249,9 @@ void TargetRuntime::Collect() {
       rep.error = st.message;
       for (const auto& e : sink.errors()) snap->data_errors.push_back(slot.info->name + ": " + e);
       if (st.ok()) {
-        auto fams = sink.Take();
-        if (slow) {
-          slot.cache = fams;
-          slot.cache_valid = true;
-        }
-        parts.push_back(std::move(fams));
+        const auto& fams = sink.Families();
+        merge_.insert(merge_.end(), fams.begin(), fams.end());
+        slot.cache_valid = slow;
       } else {
         slot.cache_valid = false;
         if (IsConnectionLevel(st.reason) || !conn_->connected()) {
@@ -232,7 +262,7 @@ void TargetRuntime::Collect() {
     }
   }
   if (!status.ok()) {
-    parts.clear();
+    merge_.clear();
     shared_.clear();
     for (auto& slot : slots_) {
       slot.cache_valid = false;
@@ -245,8 +275,7 @@ void TargetRuntime::Collect() {
   }
   // Two collectors publishing one family name with different types: the later one's samples are
   // dropped, and said so, rather than making the exposition invalid.
-  std::size_t dropped = 0;
-  auto collected = MergeFamilies(std::move(parts), &dropped);
+  const std::size_t dropped = OrderForMerge(merge_);
   if (dropped > 0)
     snap->data_errors.push_back(std::to_string(dropped) +
                                 " samples dropped: a family was published with two different types");
@@ -261,10 +290,14 @@ void TargetRuntime::Collect() {
   snap->last_success = last_success_;
   for (const auto& slot : slots_) snap->collectors.push_back(slot.report);
 
-  MetricSink self(const_labels_);
-  AddSelfMetrics(self, *snap);
-  snap->families = MergeFamilies({std::move(collected), self.Take()});
-  snap->rendered = RenderFamilies(snap->families);
+  self_sink_.Reset();
+  AddSelfMetrics(self_sink_, *snap);
+  // Stable: a collector's family goes before a self-metric family of the same name.
+  const auto& self = self_sink_.Families();
+  merge_.insert(merge_.end(), self.begin(), self.end());
+  OrderForMerge(merge_);
+  MergeOrderedInto(merge_, snap->families);
+  RenderFamiliesInto(snap->families, snap->rendered);
 
   // Log transitions only: a target that stays down is not logged every cycle.
   if (first_ || status.reason != last_status_.reason) {

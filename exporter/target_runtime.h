@@ -47,6 +47,10 @@ struct CollectorReport {
   std::string error;
 };
 
+// The vectors of a snapshot are reused: once the last reader of a snapshot lets it go, its
+// `families` and `rendered` return to the target, whose next collection overwrites them in place
+// (their strings and vectors keep their capacity), so publishing allocates nothing in the steady
+// state and dropping an old snapshot frees nothing.
 struct TargetSnapshot {
   std::vector<SampleFamily> families;    // samples + self-metrics, sorted by name
   std::vector<RenderedFamily> rendered;  // the same, as text
@@ -74,13 +78,20 @@ class TargetRuntime {
   struct CollectorSlot {
     const CollectorInfo* info;
     std::unique_ptr<Collector> collector;
-    std::vector<SampleFamily> cache;  // slow tier: last successful output
+    MetricSink sink;  // kept: the families' definitions and buffers; slow tier: the cached output
     std::chrono::steady_clock::time_point last_run{};
     bool tried = false;  // ran since the target last failed (last_run is meaningful)
     bool cache_valid = false;
     CollectorReport report;
   };
+  // Buffers of snapshots no reader holds any more (shared with the snapshots' deleters, which may
+  // run on any thread and after the runtime is gone).
+  struct Recycled {
+    std::mutex mu;
+    std::vector<std::pair<std::vector<SampleFamily>, std::vector<RenderedFamily>>> free;
+  };
 
+  std::shared_ptr<TargetSnapshot> NewSnapshot();
   void Publish(std::shared_ptr<TargetSnapshot> snap);
   void AddSelfMetrics(MetricSink& sink, const TargetSnapshot& snap) const;
 
@@ -98,6 +109,9 @@ class TargetRuntime {
   std::map<ErrorReason, double> failures_total_;
   double data_errors_total_ = 0;
   std::chrono::system_clock::time_point last_success_{};
+  MetricSink self_sink_;
+  std::vector<const SampleFamily*> merge_;  // the families of one collection, ordered for merging
+  std::shared_ptr<Recycled> recycled_ = std::make_shared<Recycled>();
 
   mutable std::mutex mu_;
   std::shared_ptr<const TargetSnapshot> snapshot_;
@@ -107,5 +121,7 @@ class TargetRuntime {
 // one name that follow each other (MergeFamilies) become one RenderedFamily.
 std::vector<RenderedFamily> RenderFamilies(const std::vector<prometheus::MetricFamily>& families);
 std::vector<RenderedFamily> RenderFamilies(const std::vector<SampleFamily>& families);
+// The same into `out`, overwriting its elements in place (their strings keep their capacity).
+void RenderFamiliesInto(const std::vector<SampleFamily>& families, std::vector<RenderedFamily>& out);
 
 }  // namespace runbook

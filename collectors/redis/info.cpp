@@ -3,9 +3,9 @@
 // where it publishes the field (see collectors/redis/README.md for the mapping with examples).
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <cstdint>
 
 #include "redis_info.h"
 #include "runbook/collector.h"
@@ -13,12 +13,6 @@
 namespace runbook::redis {
 
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view TrimCr(std::string_view s) {
   while (!s.empty() && (s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
@@ -313,16 +307,33 @@ void Num(MetricSink& sink, const MetricDesc& d, std::initializer_list<std::strin
 
 }  // namespace
 
+const std::string_view* RedisInfo::Section::Find(std::string_view field) const {
+  auto it = std::lower_bound(fields.begin(), fields.end(), field,
+                             [](const auto& kv, std::string_view f) { return kv.first < f; });
+  return it != fields.end() && it->first == field ? &it->second : nullptr;
+}
+
+const RedisInfo::Section* RedisInfo::FindSection(std::string_view name) const {
+  for (const auto& s : sections)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
 const std::string_view* RedisInfo::Find(std::string_view section, std::string_view field) const {
-  auto s = sections.find(section);
-  if (s == sections.end()) return nullptr;
-  auto f = s->second.find(field);
-  return f == s->second.end() ? nullptr : &f->second;
+  const Section* s = FindSection(section);
+  return s ? s->Find(field) : nullptr;
 }
 
 RedisInfo ParseRedisInfo(std::string_view text) {
   RedisInfo info;
-  std::string section = "default";
+  ParseRedisInfo(text, info);
+  return info;
+}
+
+void ParseRedisInfo(std::string_view text, RedisInfo& info) {
+  std::size_t used = 0;            // sections of info in use
+  std::string name = "default";    // of the current header
+  std::size_t current = SIZE_MAX;  // its index, once it has a field
   while (!text.empty()) {
     auto nl = text.find('\n');
     std::string_view line = TrimCr(text.substr(0, nl));
@@ -331,17 +342,35 @@ RedisInfo ParseRedisInfo(std::string_view text) {
     if (line.front() == '#') {
       line.remove_prefix(1);
       while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
-      section = Lower(line);
+      name.assign(line);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      current = SIZE_MAX;
       continue;
     }
     auto colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) continue;
-    auto s = info.sections.find(section);
-    if (s == info.sections.end())
-      s = info.sections.emplace(section, std::map<std::string_view, std::string_view>{}).first;
-    s->second.emplace(line.substr(0, colon), line.substr(colon + 1));
+    if (current == SIZE_MAX) {
+      auto begin = info.sections.begin();
+      current = static_cast<std::size_t>(std::find_if(begin, begin + static_cast<std::ptrdiff_t>(used),
+                                                      [&](const auto& s) { return s.name == name; }) -
+                                         begin);
+      if (current == used) {
+        if (used == info.sections.size()) info.sections.emplace_back();
+        info.sections[used].name = name;
+        info.sections[used].fields.clear();
+        ++used;
+      }
+    }
+    info.sections[current].fields.emplace_back(line.substr(0, colon), line.substr(colon + 1));
   }
-  return info;
+  info.sections.resize(used);
+  for (auto& s : info.sections) {
+    std::stable_sort(s.fields.begin(), s.fields.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto dup = std::unique(s.fields.begin(), s.fields.end(),
+                           [](const auto& a, const auto& b) { return a.first == b.first; });
+    s.fields.erase(dup, s.fields.end());
+  }
 }
 
 std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::string_view text) {
@@ -358,14 +387,16 @@ std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::s
 }
 
 std::optional<double> ParseNumber(std::string_view text) {
-  if (text.empty() || text.size() > 64) return std::nullopt;
-  std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
-  // strtod accepts hex and "inf"; INFO numbers are decimal.
-  if (s.find_first_not_of("0123456789+-.eE") != std::string::npos) return std::nullopt;
+  // INFO numbers are decimal; from_chars would also take "inf" and "nan", strtod hex too.
+  if (text.empty() || text.size() > 64 || text.find_first_not_of("0123456789+-.eE") != std::string_view::npos)
+    return std::nullopt;
+  if (text.front() == '+') {  // from_chars takes no plus sign
+    text.remove_prefix(1);
+    if (text.empty() || text.front() == '-') return std::nullopt;
+  }
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v)) return std::nullopt;
   return v;
 }
 
@@ -391,7 +422,7 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
     const std::string_view* v = info.Find(section, field);
     return v ? *v : std::string_view();
   };
-  if (info.sections.count("server"))
+  if (info.FindSection("server"))
     sink.Add(kInstanceInfo,
              {str("server", "redis_version"),
               // Valkey 8 renamed redis_mode to server_mode.
@@ -407,15 +438,15 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
     if (n && u) sink.Add(kStartTime, {}, std::floor(*n / 1e6 - *u));
   }
 
-  const auto ks = info.sections.find("keyspace");
+  const RedisInfo::Section* ks = info.FindSection("keyspace");
   for (int i = 0; i < std::min(databases, kMaxZeroFilledDatabases); ++i) {
     std::string db = "db" + std::to_string(i);
-    if (ks != info.sections.end() && ks->second.count(std::string_view(db))) continue;
+    if (ks && ks->Find(db)) continue;
     sink.Add(kDbKeys, {db}, 0);
     sink.Add(kDbExpiring, {db}, 0);
   }
-  if (ks != info.sections.end()) {
-    for (const auto& [db, value] : ks->second) {
+  if (ks) {
+    for (const auto& [db, value] : ks->fields) {
       if (!db.starts_with("db")) continue;
       for (const auto& [k, v] : ParseInfoPairs(value)) {
         if (k == "keys") Num(sink, kDbKeys, {db}, v, 1, db);
@@ -426,22 +457,22 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
     }
   }
 
-  if (auto es = info.sections.find("errorstats"); es != info.sections.end()) {
-    for (const auto& [field, value] : es->second) {
+  if (const auto* es = info.FindSection("errorstats")) {
+    for (const auto& [field, value] : es->fields) {
       if (!field.starts_with("errorstat_")) continue;
       for (const auto& [k, v] : ParseInfoPairs(value))
         if (k == "count") Num(sink, kErrors, {field.substr(10)}, v, 1, field);
     }
   }
 
-  if (auto cs = info.sections.find("commandstats"); cs != info.sections.end()) {
+  if (const auto* cs = info.FindSection("commandstats")) {
     struct Cmd {
       std::string_view name;
       double calls = 0;
       std::vector<std::pair<std::string_view, std::string_view>> pairs;
     };
     std::vector<Cmd> cmds;
-    for (const auto& [field, value] : cs->second) {
+    for (const auto& [field, value] : cs->fields) {
       if (!field.starts_with("cmdstat_")) continue;
       Cmd c{field.substr(8), 0, ParseInfoPairs(value)};
       for (const auto& [k, v] : c.pairs)
@@ -461,12 +492,12 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
     }
     // latencystats (Redis 7): a summary per command as redis_exporter builds it, with the
     // commandstats calls as count and usec as sum, for the commands published above.
-    auto ls = info.sections.find("latencystats");
-    if (ls == info.sections.end()) return;
+    const auto* ls = info.FindSection("latencystats");
+    if (!ls) return;
     std::map<std::string_view, const Cmd*> by_name;
     for (const auto& c : cmds) by_name.emplace(c.name, &c);
     constexpr std::string_view kPrefix = "latency_percentiles_usec_";
-    for (const auto& [field, value] : ls->second) {
+    for (const auto& [field, value] : ls->fields) {
       if (!field.starts_with(kPrefix)) continue;
       const std::string_view cmd = field.substr(kPrefix.size());
       auto c = by_name.find(cmd);
@@ -499,17 +530,23 @@ namespace {
 class InfoCollector final : public Collector {
  public:
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
-    RedisReply reply;
-    if (auto st = ctx.redis->Command({"INFO", "ALL"}, ctx.deadline, reply); !st.ok()) return st;
-    if (reply.type != RedisReply::Type::kString && reply.type != RedisReply::Type::kStatus)
+    static const std::vector<std::string> kInfoAll{"INFO", "ALL"};
+    if (auto st = ctx.redis->Command(kInfoAll, ctx.deadline, reply_); !st.ok()) return st;
+    if (reply_.type != RedisReply::Type::kString && reply_.type != RedisReply::Type::kStatus)
       return Status::Error(ErrorReason::kProtocol, "INFO ALL: expected a bulk string");
     int databases = 0;
     if (ctx.shared)
       if (auto it = ctx.shared->find(kSharedDatabases); it != ctx.shared->end())
         databases = static_cast<int>(std::clamp(it->second, 0.0, double{kMaxZeroFilledDatabases}));
-    PublishRedisInfo(ParseRedisInfo(reply.str), sink, 200, databases);
+    ParseRedisInfo(reply_.str, info_);
+    PublishRedisInfo(info_, sink, 200, databases);
     return Status::Ok();
   }
+
+ private:
+  // Kept between collections for their buffers; info_ points into reply_.
+  RedisReply reply_;
+  RedisInfo info_;
 };
 
 const CollectorRegistration kRegistration{{

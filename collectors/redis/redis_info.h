@@ -1,7 +1,6 @@
 #pragma once
 // INFO parsing shared by the Redis collectors and their unit tests. Pure functions.
 
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,13 +11,22 @@
 namespace runbook::redis {
 
 // "# Section" headers and "field:value" lines (CRLF or LF). Section names are lower-cased;
-// fields keep their case (errorstat_ERR). Lines without ':' and empty sections are skipped.
+// fields keep their case (errorstat_ERR). Lines without ':' and empty sections are skipped; a
+// repeated header continues its section and of a repeated field the first is kept.
 // Fields and values are views into the text given to ParseRedisInfo, which must outlive them.
 struct RedisInfo {
-  std::map<std::string, std::map<std::string_view, std::string_view>, std::less<>> sections;
+  struct Section {
+    std::string name;
+    std::vector<std::pair<std::string_view, std::string_view>> fields;  // (field, value) sorted by field
+    const std::string_view* Find(std::string_view field) const;
+  };
+  std::vector<Section> sections;  // in the order of the text
+  const Section* FindSection(std::string_view name) const;
   const std::string_view* Find(std::string_view section, std::string_view field) const;
 };
 RedisInfo ParseRedisInfo(std::string_view text);
+// The same into `info`, whose buffers are reused (a collector keeps one from one INFO to the next).
+void ParseRedisInfo(std::string_view text, RedisInfo& info);
 
 // "keys=6,expires=1,avg_ttl=3599796" → {keys: 6, ...}, in order (views into text).
 std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::string_view text);

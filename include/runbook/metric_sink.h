@@ -3,17 +3,19 @@
 // conflicting family definitions), adds the target's constant labels and yields the families
 // sorted, as compact SampleFamily values (rendered by exporter/exposition.h, fed to the rule
 // engine). A sample costs no allocation of its own: label values go into one buffer per family.
+// A sink kept from one collection to the next (Reset, Families) keeps each family's definition
+// and buffers, so a collection that publishes the families of the previous one allocates nothing.
 //
 // Thread-safety: a MetricSink is used by one collection at a time (not synchronised).
 // MergeFamilies is a pure function; a SampleFamily is a plain value.
 
-#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -79,6 +81,15 @@ class MetricSink {
   // Families sorted by name, series sorted by label values; leaves the sink empty.
   std::vector<SampleFamily> Take();
 
+  // Starts a new collection on a sink that is kept: drops the samples and errors but keeps the
+  // families (name, help, labels and their buffers). A family that got no sample since the
+  // previous Reset is forgotten; one whose description changed (help, type, labels) is redefined
+  // on its first sample, not reported as a conflict.
+  void Reset();
+  // The families with samples since the last Reset (or Take), as Take() would return them; the
+  // pointers are valid until the next Add, Reset or Take.
+  const std::vector<const SampleFamily*>& Families();
+
   // Records a problem with the data a collector received (e.g. a value that is not a number);
   // the collection still succeeds, the error is counted and shown on the landing page.
   void RecordError(std::string message) { errors_.push_back(std::move(message)); }
@@ -90,6 +101,7 @@ class MetricSink {
   struct Pending {
     SampleFamily family;
     bool sorted = true;
+    bool active = false;   // has samples since the last Reset
     bool renamed = false;  // a collector label was renamed exported_<name>
   };
   bool HasConstLabel(std::string_view name) const;
@@ -98,15 +110,20 @@ class MetricSink {
   template <typename T>  // std::string or std::string_view
   SampleFamily* Append(const MetricDesc& desc, std::span<const T> label_values, bool summary);
   void Settle();
+  void Define(SampleFamily& f, const MetricDesc& desc, bool& renamed) const;
 
   Labels const_labels_;
   std::map<std::string, Pending, std::less<>> families_;
-  // The families of the latest descriptions seen: collectors add runs of one family, or cycle
-  // through a few (commandstats), so most Adds skip the map lookup.
-  std::array<std::pair<const MetricDesc*, Pending*>, 8> recent_{};
-  std::size_t next_recent_ = 0;
+  // The family of each description seen (collectors keep theirs in constant tables), so an Add
+  // skips the lookup by name; checked against the name in case an address is reused.
+  std::unordered_map<const MetricDesc*, Pending*> by_desc_;
+  std::vector<Pending*> active_;    // the families with samples since the last Reset
+  std::vector<Pending*> unsorted_;  // those of them whose series are out of order
   std::vector<std::string> errors_;
   std::size_t samples_ = 0;
+  std::vector<const SampleFamily*> view_;  // Families()
+  SampleFamily scratch_;                   // buffers for sorting series, swapped with a family's
+  std::vector<std::uint32_t> order_;
 };
 
 // Merges family lists (each sorted by name, as Take() returns them) into one list sorted by name.
@@ -115,6 +132,12 @@ class MetricSink {
 // than the first of its name is dropped (its sample count is added to *dropped if given).
 std::vector<SampleFamily> MergeFamilies(std::vector<std::vector<SampleFamily>> parts,
                                         std::size_t* dropped = nullptr);
+// The same in two steps, for callers that merge into buffers they keep. OrderForMerge sorts the
+// families by name (stably: for one name, the order given) and removes those MergeFamilies drops,
+// returning their sample count. MergeOrderedInto writes the merge of such a list into `out`,
+// overwriting its elements in place (reusing their buffers) and resizing it.
+std::size_t OrderForMerge(std::vector<const SampleFamily*>& families);
+void MergeOrderedInto(std::span<const SampleFamily* const> families, std::vector<SampleFamily>& out);
 
 // Replaces invalid UTF-8 sequences with U+FFFD.
 std::string SanitizeUtf8(std::string_view in);

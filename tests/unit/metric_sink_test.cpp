@@ -139,3 +139,114 @@ TEST_CASE("merge keeps the first type of a family and counts the samples of anot
   CHECK(merged[0].size() == 1);
   CHECK(dropped == 1);
 }
+
+namespace {
+// What a kept sink offers after Families(), as text.
+std::string View(MetricSink& sink) {
+  std::vector<runbook::SampleFamily> copy;
+  for (const auto* f : sink.Families()) copy.push_back(*f);
+  return runbook::testing::Exposition(copy);
+}
+}  // namespace
+
+TEST_CASE("a kept sink publishes each collection's families only, and redefines a changed description") {
+  MetricSink sink(runbook::Labels{{"target", "t"}});
+  sink.Add(kUp, {}, 1);
+  sink.Add(kCount, {"a", "idle"}, 2);
+  CHECK(View(sink) ==
+        "# HELP pg_up Whether the server answered.\n# TYPE pg_up gauge\npg_up{target=\"t\"} 1\n"
+        "# HELP pg_x_total X.\n# TYPE pg_x_total "
+        "counter\npg_x_total{datname=\"a\",state=\"idle\",target=\"t\"} 2\n");
+
+  // Second collection: pg_up is gone; pg_x_total comes with other help, type and labels.
+  sink.Reset();
+  CHECK(sink.size() == 0);
+  CHECK(sink.Families().empty());
+  const MetricDesc changed{"pg_x_total", MetricKind::kGauge, "Y.", {"state"}};
+  sink.Add(changed, {"busy"}, 3);
+  CHECK(sink.errors().empty());
+  CHECK(View(sink) ==
+        "# HELP pg_x_total Y.\n# TYPE pg_x_total gauge\npg_x_total{state=\"busy\",target=\"t\"} 3\n");
+  // Within one collection a second definition is still a conflict.
+  sink.Add(kCount, {"a", "idle"}, 2);
+  CHECK(sink.errors() == std::vector<std::string>{"pg_x_total: conflicting definitions of one family"});
+
+  // Third collection: pg_up is back (it was forgotten: its definition comes afresh), the errors of
+  // the previous collection are gone, and duplicates are still found.
+  sink.Reset();
+  CHECK(sink.errors().empty());
+  sink.Add(kUp, {}, 0);
+  sink.Add(kCount, {"b", "idle"}, 5);
+  sink.Add(kCount, {"a", "idle"}, 4);
+  sink.Add(kCount, {"b", "idle"}, 6);
+  CHECK(sink.errors() == std::vector<std::string>{"pg_x_total: duplicate series dropped"});
+  CHECK(sink.size() == 3);
+  CHECK(View(sink) ==
+        "# HELP pg_up Whether the server answered.\n# TYPE pg_up gauge\npg_up{target=\"t\"} 0\n"
+        "# HELP pg_x_total X.\n# TYPE pg_x_total counter\n"
+        "pg_x_total{datname=\"a\",state=\"idle\",target=\"t\"} 4\n"
+        "pg_x_total{datname=\"b\",state=\"idle\",target=\"t\"} 5\n");
+  // Take() gives the same families and empties the sink.
+  auto taken = sink.Take();
+  CHECK(runbook::testing::Exposition(taken) ==
+        "# HELP pg_up Whether the server answered.\n# TYPE pg_up gauge\npg_up{target=\"t\"} 0\n"
+        "# HELP pg_x_total X.\n# TYPE pg_x_total counter\n"
+        "pg_x_total{datname=\"a\",state=\"idle\",target=\"t\"} 4\n"
+        "pg_x_total{datname=\"b\",state=\"idle\",target=\"t\"} 5\n");
+  CHECK(sink.Families().empty());
+}
+
+TEST_CASE("a kept sink tells apart descriptions that reuse one address") {
+  MetricSink sink;
+  for (int round = 0; round < 2; ++round) {
+    sink.Reset();
+    for (const char* name : {"a_first", "b_second"}) {
+      const MetricDesc desc{name, MetricKind::kGauge, std::string("Help of ") + name, {"k"}};
+      sink.Add(desc, {"v"}, round);
+    }
+    CHECK(sink.errors().empty());
+    CHECK(View(sink) == "# HELP a_first Help of a_first\n# TYPE a_first gauge\na_first{k=\"v\"} " +
+                            std::to_string(round) +
+                            "\n# HELP b_second Help of b_second\n# TYPE b_second gauge\n" +
+                            "b_second{k=\"v\"} " + std::to_string(round) + "\n");
+  }
+}
+
+TEST_CASE("merging into a list in use overwrites it as a fresh merge would write it") {
+  MetricSink a(runbook::Labels{{"target", "a"}}), b(runbook::Labels{{"target", "b"}});
+  a.Add(kUp, {}, 1);
+  a.Add(kCount, {"x", "y"}, 2);
+  b.Add(kUp, {}, 0);
+  MetricDesc as_counter = kUp;
+  as_counter.kind = MetricKind::kCounter;
+  MetricSink c;
+  c.Add(as_counter, {}, 9);
+  c.Add(kUp, {}, 9);
+  (void)c.errors();
+  auto a_fams = a.Take(), b_fams = b.Take(), c_fams = c.Take();
+
+  std::vector<const runbook::SampleFamily*> order;
+  for (const auto* part : {&c_fams, &a_fams, &b_fams})
+    for (const auto& f : *part) order.push_back(&f);
+  // c's pg_up (a counter) comes first: it sets the type, a's and b's gauges are dropped.
+  CHECK(runbook::OrderForMerge(order) == 2);
+  std::vector<const runbook::SampleFamily*> ab;
+  for (const auto* part : {&a_fams, &b_fams})
+    for (const auto& f : *part) ab.push_back(&f);
+  CHECK(runbook::OrderForMerge(ab) == 0);
+
+  // `out` holds more families than the merge needs, with other names, series and summaries.
+  MetricSink old;
+  const MetricDesc summary{"a_summary", MetricKind::kSummary, "S.", {"q"}};
+  old.AddSummary(summary, std::vector<std::string_view>{"x"}, 1, {2, {{0.5, 3}}});
+  old.Add(kCount, {"p", "q"}, 1);
+  old.Add(kCount, {"r", "s"}, 1);
+  old.Add({"zz", MetricKind::kGauge, "Z.", {}}, {}, 1);
+  auto out = old.Take();
+  out.push_back(out.back());
+  runbook::MergeOrderedInto(ab, out);
+  CHECK(runbook::testing::Exposition(out) ==
+        runbook::testing::Exposition(runbook::MergeFamilies({std::move(a_fams), std::move(b_fams)})));
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].size() == 2);
+}

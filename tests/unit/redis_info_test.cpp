@@ -56,6 +56,48 @@ TEST_CASE("redis INFO numbers are whole decimal values") {
   CHECK_FALSE(ParseNumber(""));
   CHECK_FALSE(ParseNumber("0x10"));
   CHECK_FALSE(ParseNumber("inf"));
+  CHECK(ParseNumber("+5") == 5);
+  CHECK(ParseNumber("1.5e3") == 1500);
+  CHECK(ParseNumber(".5") == 0.5);
+  CHECK_FALSE(ParseNumber("+-5"));
+  CHECK_FALSE(ParseNumber("+"));
+  CHECK_FALSE(ParseNumber("-"));
+  CHECK_FALSE(ParseNumber("1e"));
+  CHECK_FALSE(ParseNumber("1e400"));  // out of range
+  CHECK_FALSE(ParseNumber("1-2"));
+}
+
+TEST_CASE("redis INFO parsed again into the same object holds only the new text") {
+  redis::RedisInfo info;
+  const std::string first =
+      "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:10\r\n# Clients\r\nconnected_clients:3\r\n"
+      "# Stats\r\ntotal_commands_processed:5\r\n# Keyspace\r\ndb0:keys=1\r\ndb3:keys=2\r\n";
+  ParseRedisInfo(first, info);
+  CHECK(info.sections.size() == 4);
+  CHECK(*info.Find("stats", "total_commands_processed") == "5");
+  // Fewer sections, a repeated header that continues its section, a repeated field (the first
+  // counts), fields out of order, and a field before any header.
+  const std::string second =
+      "orphan:1\n# KEYSPACE\ndb9:keys=4\ndb1:keys=7\n# Server\nredis_version:7.2.0\n"
+      "# Keyspace\ndb5:keys=8\ndb1:keys=99\n";
+  ParseRedisInfo(second, info);
+  REQUIRE(info.sections.size() == 3);
+  CHECK(*info.Find("default", "orphan") == "1");
+  CHECK(*info.Find("server", "redis_version") == "7.2.0");
+  CHECK_FALSE(info.Find("server", "uptime_in_seconds"));
+  CHECK_FALSE(info.FindSection("clients"));
+  CHECK_FALSE(info.Find("stats", "total_commands_processed"));
+  CHECK(*info.Find("keyspace", "db1") == "keys=7");
+  const auto* ks = info.FindSection("keyspace");
+  REQUIRE(ks);
+  std::vector<std::string_view> dbs;
+  for (const auto& [field, value] : ks->fields) dbs.push_back(field);
+  CHECK(dbs == std::vector<std::string_view>{"db1", "db5", "db9"});
+  // The same as a fresh parse, published.
+  MetricSink reused, fresh;
+  redis::PublishRedisInfo(info, reused);
+  redis::PublishRedisInfo(ParseRedisInfo(second), fresh);
+  CHECK(testing::Exposition(reused.Take()) == testing::Exposition(fresh.Take()));
 }
 
 TEST_CASE("redis Redis 7.0 INFO maps to redis_exporter's names in base units") {

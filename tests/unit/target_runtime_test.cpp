@@ -275,6 +275,33 @@ TEST_CASE(
   sched.Stop();
 }
 
+TEST_CASE("scheduler keeps a lone target's schedule whether its collections finish in time or overrun") {
+  // The worker wakes the timer thread only when a collection overran the due time the timer
+  // planned for; with one target nothing else would wake it.
+  FakeWorld world;
+  Script in_time, overrun;
+  overrun.sleep = 30ms;  // longer than its 20 ms interval
+  std::vector<CollectorInfo> registry{Info(in_time, "in_time", Tier::kFast),
+                                      Info(overrun, "overrun", Tier::kFast)};
+  auto factory = [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); };
+  {
+    Scheduler sched(1, factory, registry);
+    sched.Apply({Target("a", {"in_time"}, 20ms)});
+    std::this_thread::sleep_for(300ms);
+    sched.Stop();
+  }
+  CHECK(in_time.calls >= 8);
+  CHECK(in_time.calls <= 16);
+  {
+    auto t = Target("b", {"overrun"}, 20ms);
+    Scheduler sched(1, factory, registry);
+    sched.Apply({t});
+    std::this_thread::sleep_for(300ms);
+    sched.Stop();
+  }
+  CHECK(overrun.calls >= 5);
+}
+
 TEST_CASE("scheduler apply keeps unchanged targets and replaces changed and removed ones") {
   FakeWorld world;
   Script s;
@@ -380,4 +407,62 @@ TEST_CASE("a family published with two types is kept once and the dropped sample
   auto snap = rt.Snapshot();
   REQUIRE(snap->data_errors.size() == 1);
   CHECK(Contains(snap->data_errors[0], "1 samples dropped"));
+}
+
+namespace {
+std::string RenderedText(const TargetSnapshot& snap) {
+  std::string out;
+  for (const auto& f : snap.rendered) out += f.header + f.body;
+  return out;
+}
+}  // namespace
+
+TEST_CASE("snapshots reuse old buffers without touching one a reader still holds") {
+  FakeWorld world;
+  Script s;
+  std::vector<CollectorInfo> registry{Info(s, "fast", Tier::kFast)};
+  TargetRuntime rt(
+      Target("t", {"fast"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+      registry);
+  rt.Collect();
+  auto held = rt.Snapshot();
+  const std::string held_text = testing::Exposition(held->families);
+  CHECK(RenderedText(*held) == held_text);
+  CHECK(Contains(held_text, "fake_fast{label=\"v\",target=\"t\"} 1\n"));
+
+  // The family changes name, then label value, then the target fails and recovers: every
+  // snapshot shows that collection alone, in both forms, while `held` stays as it was.
+  std::vector<std::string> texts;
+  auto collect = [&] {
+    rt.Collect();
+    auto snap = rt.Snapshot();
+    const std::string text = testing::Exposition(snap->families);
+    CHECK(RenderedText(*snap) == text);
+    CHECK(RenderFamilies(snap->families).size() == snap->rendered.size());
+    texts.push_back(text);
+  };
+  s.family = "renamed_family";
+  collect();
+  collect();
+  s.value_label = "w";
+  collect();
+  s.result = Status::Error(ErrorReason::kNetwork, "connection reset");
+  collect();
+  s.result = Status::Ok();
+  s.family.clear();
+  collect();
+  collect();
+
+  CHECK(testing::Exposition(held->families) == held_text);
+  CHECK(RenderedText(*held) == held_text);
+  REQUIRE(texts.size() == 6);
+  CHECK_FALSE(Contains(texts[0], "fake_fast"));
+  CHECK(Contains(texts[0], "renamed_family{label=\"v\",target=\"t\"} 1\n"));
+  CHECK(Contains(texts[2], "renamed_family{label=\"w\",target=\"t\"} 1\n"));
+  CHECK_FALSE(Contains(texts[2], "label=\"v\""));
+  CHECK_FALSE(Contains(texts[3], "renamed_family"));  // the failed collection publishes no samples
+  CHECK(Contains(texts[3], "pg_up{target=\"t\"} 0\n"));
+  CHECK(Contains(texts[4], "fake_fast{label=\"w\",target=\"t\"} 1\n"));
+  CHECK_FALSE(Contains(texts[4], "renamed_family"));
+  CHECK(Contains(texts[5], "runbook_exporter_collections_total{target=\"t\"} 7\n"));
 }
