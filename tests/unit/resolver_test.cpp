@@ -29,7 +29,8 @@ struct StuckDns {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return released; });
       HostResolver::Answer a = answer;
-      ++returned;  // last touch of *this: the test may end once it sees this
+      lock.unlock();  // before the count: once the test sees it, *this (and mu) may be gone
+      ++returned;
       return a;
     };
   }
