@@ -747,7 +747,8 @@ class NotifierImpl final : public Notifier {
         outbox_->Sync();
         last_sync = std::chrono::steady_clock::now();
       }
-      deliver_.notify_all();
+      if (std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return !s.second->queue.empty(); }))
+        deliver_.notify_all();
       auto wait = std::clamp<TimestampMs>(next - now, 1, 1000);
       wake_.wait_for(lock, Millis(wait), [this] {
         if (stopping_) return true;
@@ -763,9 +764,18 @@ class NotifierImpl final : public Notifier {
       std::unique_lock lock(mu_);
       if (stopping_) return;
       TimestampMs now = opts_.clock->NowMs(), next = now + 1000;
+      bool queued = false;
       for (const auto& [id, s] : sinks_)
-        if (!s->queue.empty() && !s->in_flight)
+        if (!s->queue.empty() && !s->in_flight) {
+          queued = true;
           next = std::min(next, std::max(s->next_attempt, s->breaker_until));
+        }
+      // Idle delivery threads sleep until the dispatcher queues something: a timed wait here
+      // woke every thread every second for nothing.
+      if (!queued) {
+        deliver_.wait(lock);
+        continue;
+      }
       deliver_.wait_for(lock, Millis(std::clamp<TimestampMs>(next - now, 1, 1000)));
     }
   }
