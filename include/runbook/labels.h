@@ -66,19 +66,28 @@ class LabelSet {
   // kept with it, as evaluation drops the name of the same stored series round after round.
   LabelSet WithoutName() const {
     if (!p_) return {};
+    const Rep* w = p_->without_name.load(std::memory_order_acquire);
+    if (!w) {
+      auto name = std::find_if(p_->labels.begin(), p_->labels.end(),
+                               [](const auto& l) { return l.first == "__name__"; });
+      if (name == p_->labels.end()) return *this;
+      if (p_->labels.size() == 1) return {};
+      Labels rest;
+      rest.reserve(p_->labels.size() - 1);
+      rest.insert(rest.end(), p_->labels.begin(), name);
+      rest.insert(rest.end(), name + 1, p_->labels.end());
+      auto fresh = std::make_unique<const Rep>(std::move(rest));
+      const Rep* expected = nullptr;
+      if (p_->without_name.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel,
+                                                   std::memory_order_acquire)) {
+        w = fresh.release();
+      } else {
+        w = expected;  // a racing builder won; its set is equal
+      }
+    }
+    // The cached set is owned by this one: the result shares this set's ownership (aliasing).
     LabelSet out;
-    out.p_ = p_->without_name.load(std::memory_order_acquire);
-    if (out.p_) return out;
-    auto name = std::find_if(p_->labels.begin(), p_->labels.end(),
-                             [](const auto& l) { return l.first == "__name__"; });
-    if (name == p_->labels.end()) return *this;
-    if (p_->labels.size() == 1) return out;
-    Labels rest;
-    rest.reserve(p_->labels.size() - 1);
-    rest.insert(rest.end(), p_->labels.begin(), name);
-    rest.insert(rest.end(), name + 1, p_->labels.end());
-    out = LabelSet(std::move(rest));
-    p_->without_name.store(out.p_, std::memory_order_release);  // racing builders store equal sets
+    out.p_ = std::shared_ptr<const Rep>(p_, w);
     return out;
   }
   // Heap bytes held: the shared block, the labels' strings, the cached WithoutName set.
@@ -111,9 +120,14 @@ class LabelSet {
   }
   struct Rep {
     explicit Rep(Labels l) : labels(std::move(l)) {}
+    Rep(const Rep&) = delete;
+    Rep& operator=(const Rep&) = delete;
+    ~Rep() { delete without_name.load(std::memory_order_acquire); }
     Labels labels;
     mutable std::atomic<std::uint64_t> hash{0};  // 0: not computed yet
-    mutable std::atomic<std::shared_ptr<const Rep>> without_name;
+    // WithoutName's set, owned here. A plain atomic pointer: libstdc++ 12's
+    // atomic<shared_ptr> unlocks with relaxed order, which TSan reports as a race.
+    mutable std::atomic<const Rep*> without_name{nullptr};
   };
   std::shared_ptr<const Rep> p_;
 };
