@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -43,6 +44,7 @@ namespace {
 using Millis = std::chrono::milliseconds;
 constexpr std::size_t kAlertmanagerBatch = 64;
 constexpr std::size_t kLatencyWindow = 1024;
+constexpr TimestampMs kNoFlush = std::numeric_limits<TimestampMs>::max();
 const char* kTestAlertName = "RunbookTestNotification";
 
 bool ReadSecret(const std::string& path, std::string& out, std::string& error) {
@@ -537,9 +539,10 @@ class NotifierImpl final : public Notifier {
     for (const auto& fp : resolved_now) g.alerts.erase(fp);
   }
 
-  // Ingests queued alerts, flushes due groups, writes the outbox. Returns the next flush time.
+  // Ingests queued alerts, flushes due groups, writes the outbox. Returns the next flush time,
+  // kNoFlush when no group is waiting.
   TimestampMs Dispatch(TimestampMs now) {
-    if (!outbox_) return now + 1000;
+    if (!outbox_) return kNoFlush;
     std::vector<Alert> in;
     {
       std::lock_guard lock(in_mu_);
@@ -597,7 +600,7 @@ class NotifierImpl final : public Notifier {
         entries.push_back(std::move(e));
       }
     }
-    TimestampMs next = now + 1000;
+    TimestampMs next = kNoFlush;
     for (auto it = groups_.begin(); it != groups_.end();) {
       Group& g = it->second;
       if (g.next_flush <= now) {
@@ -688,6 +691,7 @@ class NotifierImpl final : public Notifier {
     s.latency_count++;
     auto finish = [&] {
       outbox_->Remove({e.id});
+      wake_.notify_all();
       s.queue.pop_front();
       s.attempts = 0;
       s.next_attempt = now;
@@ -740,21 +744,34 @@ class NotifierImpl final : public Notifier {
   void DispatchLoop() {
     std::unique_lock lock(mu_);
     auto last_sync = std::chrono::steady_clock::now();
+    auto input_waiting = [this] {
+      std::lock_guard in_lock(in_mu_);
+      return !input_.empty();
+    };
     while (!stopping_) {
       TimestampMs now = opts_.clock->NowMs();
       TimestampMs next = Dispatch(now);
-      if (std::chrono::steady_clock::now() - last_sync > std::chrono::seconds(1) && outbox_) {
-        outbox_->Sync();
-        last_sync = std::chrono::steady_clock::now();
+      // Removals are written unsynced; they are fsynced at most a second later.
+      if (outbox_ && outbox_->dirty()) {
+        auto since = std::chrono::steady_clock::now() - last_sync;
+        if (since >= std::chrono::seconds(1)) {
+          outbox_->Sync();
+          last_sync = std::chrono::steady_clock::now();
+        } else {
+          next = std::min<TimestampMs>(
+              next, now + 1 + std::chrono::duration_cast<Millis>(std::chrono::seconds(1) - since).count());
+        }
       }
       if (std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return !s.second->queue.empty(); }))
         deliver_.notify_all();
-      auto wait = std::clamp<TimestampMs>(next - now, 1, 1000);
-      wake_.wait_for(lock, Millis(wait), [this] {
-        if (stopping_) return true;
-        std::lock_guard in_lock(in_mu_);
-        return !input_.empty();
-      });
+      // Idle (no group waiting, nothing to sync): sleep until alerts arrive, a reload or a delivery
+      // that leaves the outbox to sync; a 1 s tick cost an idle exporter a wake-up every second.
+      if (next == kNoFlush) {
+        wake_.wait(lock, [&] { return stopping_ || input_waiting() || (outbox_ && outbox_->dirty()); });
+        continue;
+      }
+      wake_.wait_for(lock, Millis(std::clamp<TimestampMs>(next - now, 1, 1000)),
+                     [&] { return stopping_ || input_waiting(); });
     }
   }
 

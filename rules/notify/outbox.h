@@ -46,6 +46,8 @@ class Outbox {
   std::vector<OutboxEntry> Put(std::vector<OutboxEntry>& entries, bool* ok = nullptr);
   void Remove(const std::vector<std::uint64_t>& ids);
   void Sync();
+  // Written but not yet fsynced (Remove does not sync; Sync does).
+  bool dirty() const { return dirty_ && fsync_ && fd_ >= 0; }
 
   const std::map<std::uint64_t, OutboxEntry>& entries() const { return live_; }
   const OutboxEntry* Find(std::uint64_t id) const;

@@ -466,6 +466,31 @@ TEST_CASE("the outbox ignores a torn record at the end of its log") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("the outbox is dirty after an unsynced removal until Sync, and never without fsync") {
+  fs::path dir = fs::temp_directory_path() / ("rbx-outbox-dirty-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::string error;
+  for (bool fsync : {true, false}) {
+    auto box = notify::Outbox::Open(dir.string(), 10, fsync, error);
+    REQUIRE(box);
+    std::vector<notify::OutboxEntry> entries{{0, "receiver/r", "k1", "{}", 1, 1}};
+    box->Put(entries);
+    CHECK(!box->dirty());  // Put syncs
+    box->Remove({entries[0].id});
+    CHECK(box->dirty() == fsync);
+    box->Sync();
+    CHECK(!box->dirty());
+    box.reset();
+    fs::remove_all(dir);
+  }
+  auto memory = notify::Outbox::Open("", 10, true, error);
+  REQUIRE(memory);
+  std::vector<notify::OutboxEntry> entries{{0, "receiver/r", "k1", "{}", 1, 1}};
+  memory->Put(entries);
+  memory->Remove({entries[0].id});
+  CHECK(!memory->dirty());
+}
+
 TEST_CASE("requests are signed with HMAC-SHA256 over timestamp.body and carry auth and headers") {
   CHECK(notify::HmacSha256Hex("key", "The quick brown fox jumps over the lazy dog") ==
         "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
