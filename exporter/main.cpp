@@ -19,8 +19,9 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: runbook_exporter [flags]
 
-Collects PostgreSQL health (and, later, PgBouncer, Redis and TLS certificates) and serves it
-on /metrics for Prometheus.
+Collects the health of PostgreSQL, PgBouncer, Redis and TLS certificates, serves it on
+/metrics for Prometheus, evaluates Prometheus rule files and sends their alerts to webhooks and
+Alertmanager.
 
   --config FILE               configuration file (YAML). Without it an embedded default is
                               used: PostgreSQL on 127.0.0.1:5432 as user postgres.
