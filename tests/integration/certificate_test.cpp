@@ -9,6 +9,8 @@
 #include "harness.h"
 #include "loopback.h"
 
+namespace certificate_test {
+
 using namespace itest;
 
 namespace {
@@ -178,3 +180,5 @@ TEST_CASE("certificates: a frozen TLS server is cut at the deadline and found ag
   Exporter exp(Config(Endpoint("web", s["TLS_PORT"], "localhost")));
   CheckFreezeCutAtDeadline(exp, "ssl_up", "web", {s.Port("TLS_SERVER_PID")});
 }
+
+}  // namespace certificate_test

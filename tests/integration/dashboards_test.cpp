@@ -22,6 +22,8 @@
 
 #include "harness.h"
 
+namespace dashboards_test {
+
 using namespace itest;
 namespace fs = std::filesystem;
 
@@ -204,3 +206,5 @@ TEST_CASE("dashboards: every panel query returns data on the stack") {
   std::error_code ec;
   fs::remove_all(dir / "data", ec);
 }
+
+}  // namespace dashboards_test

@@ -11,6 +11,8 @@
 
 #include "harness.h"
 
+namespace exporter_test {
+
 using namespace itest;
 namespace fs = std::filesystem;
 
@@ -231,3 +233,5 @@ TEST_CASE("probe serves one target's latest collection and names unknown targets
   CHECK(unknown.body.find("no target named \"nope\"") != std::string::npos);
   CHECK(Http("GET", exp.url("/probe")).status == 400);
 }
+
+}  // namespace exporter_test

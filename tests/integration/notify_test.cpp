@@ -21,6 +21,8 @@
 
 #include "harness.h"
 
+namespace notify_test {
+
 using namespace itest;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -581,3 +583,5 @@ TEST_CASE("a reload changing the external labels keeps a firing alert: its resol
   }
   fs::remove_all(dir);
 }
+
+}  // namespace notify_test

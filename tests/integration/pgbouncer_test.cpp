@@ -9,6 +9,8 @@
 
 #include "harness.h"
 
+namespace pgbouncer_test {
+
 using namespace itest;
 
 namespace {
@@ -143,3 +145,5 @@ TEST_CASE("pgbouncer: a wrong password is reason auth") {
   CHECK(m.Value("runbook_exporter_target_error", {{"target", "bouncer"}, {"reason", "auth"}}) == 1);
   CHECK(m.Value("runbook_exporter_target_error", {{"target", "bouncer"}, {"reason", "network"}}) == 0);
 }
+
+}  // namespace pgbouncer_test

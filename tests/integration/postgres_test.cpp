@@ -9,6 +9,8 @@
 
 #include "harness.h"
 
+namespace postgres_test {
+
 using namespace itest;
 
 namespace {
@@ -239,3 +241,5 @@ TEST_CASE("frozen PostgreSQL cuts the collection at its deadline and metrics sti
   Exporter exp(Config(PrimaryAndReplica()));
   CheckFreezeCutAtDeadline(exp, "pg_up", "primary", PostmasterAndChildren(), {"replica"});
 }
+
+}  // namespace postgres_test

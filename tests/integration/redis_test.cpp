@@ -9,6 +9,8 @@
 
 #include "harness.h"
 
+namespace redis_test {
+
 using namespace itest;
 
 namespace {
@@ -185,3 +187,5 @@ TEST_CASE("redis a command the server refuses fails only its collector and the t
   Cli("ACL DELUSER itest_limited");
   std::remove(path.c_str());
 }
+
+}  // namespace redis_test

@@ -12,6 +12,8 @@
 
 #include "harness.h"
 
+namespace rule_pack_test {
+
 using namespace itest;
 namespace fs = std::filesystem;
 
@@ -90,3 +92,5 @@ TEST_CASE("rule pack: the embedded pack is evaluated against the stack and every
   }
   CHECK(counted == expected.size());
 }
+
+}  // namespace rule_pack_test

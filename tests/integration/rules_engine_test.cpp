@@ -11,6 +11,8 @@
 
 #include "harness.h"
 
+namespace rules_engine_test {
+
 using namespace itest;
 namespace fs = std::filesystem;
 
@@ -188,3 +190,5 @@ TEST_CASE("rule engine: --check-config validates the rule files too") {
   CHECK(rc == 2);
   CHECK_MESSAGE(out.find(bad) != std::string::npos, out);
 }
+
+}  // namespace rules_engine_test

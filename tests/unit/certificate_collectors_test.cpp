@@ -15,6 +15,8 @@
 #include "runbook/collector.h"
 #include "tls_dialer.h"
 
+namespace certificate_collectors_test {
+
 namespace fs = std::filesystem;
 using namespace runbook;
 using namespace std::chrono_literals;
@@ -228,3 +230,5 @@ TEST_CASE("the OpenSSL dialer reports refused connections, PostgreSQL without SS
   CHECK(st.reason == ErrorReason::kAuth);
   CHECK(st.message.find("no-such.key") != std::string::npos);
 }
+
+}  // namespace certificate_collectors_test

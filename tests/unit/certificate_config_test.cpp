@@ -3,6 +3,8 @@
 #include "config.h"
 #include "target_runtime.h"
 
+namespace certificate_config_test {
+
 using namespace runbook;
 
 namespace {
@@ -85,3 +87,5 @@ TEST_CASE("bad certificates targets name file line column and field") {
     CHECK_MESSAGE(r.errors[0].starts_with(c.expected), r.errors[0]);
   }
 }
+
+}  // namespace certificate_config_test

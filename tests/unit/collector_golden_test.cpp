@@ -8,6 +8,8 @@
 #include "pg_fixture.h"
 #include "runbook/collector.h"
 
+namespace collector_golden_test {
+
 namespace fs = std::filesystem;
 using namespace runbook;
 
@@ -72,3 +74,5 @@ TEST_CASE("collector names are unique per kind and documented") {
     CHECK(FindCollector(info.kind, info.name) == &info);
   }
 }
+
+}  // namespace collector_golden_test

@@ -8,6 +8,8 @@
 #include "secrets.h"
 #include "target_runtime.h"
 
+namespace config_test {
+
 using namespace runbook;
 
 namespace {
@@ -233,3 +235,5 @@ TEST_CASE("the rules section: files and globs relative to the config file, defau
   }
   std::filesystem::remove_all(dir);
 }
+
+}  // namespace config_test

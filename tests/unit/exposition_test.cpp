@@ -11,6 +11,8 @@
 
 #include "exposition.h"
 
+namespace exposition_test {
+
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
@@ -139,3 +141,5 @@ TEST_CASE("exposition: HELP escapes backslash and line feed, as the text format 
   CHECK(runbook::RenderExposition({f}) ==
         "# HELP helpful a \\\\ b\\nc \"d\"\n# TYPE helpful gauge\nhelpful 1\n");
 }
+
+}  // namespace exposition_test

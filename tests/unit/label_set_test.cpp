@@ -10,6 +10,8 @@
 #include "runbook/labels.h"
 #include "runbook/promql.h"
 
+namespace label_set_test {
+
 using namespace runbook;
 
 namespace {
@@ -109,3 +111,5 @@ TEST_CASE("label set: threads sharing a set may ask for its hash and WithoutName
     CHECK(got[i] == Labels{{"job", "x"}});
   }
 }
+
+}  // namespace label_set_test

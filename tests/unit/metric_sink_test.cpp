@@ -3,6 +3,8 @@
 #include "pg_fixture.h"
 #include "runbook/metric_sink.h"
 
+namespace metric_sink_test {
+
 using runbook::MetricDesc;
 using runbook::MetricKind;
 using runbook::MetricSink;
@@ -250,3 +252,5 @@ TEST_CASE("merging into a list in use overwrites it as a fresh merge would write
   REQUIRE(out.size() == 2);
   CHECK(out[0].size() == 2);
 }
+
+}  // namespace metric_sink_test

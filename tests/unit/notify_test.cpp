@@ -20,6 +20,8 @@
 #include "pg_fixture.h"
 #include "runbook/notify.h"
 
+namespace notify_test {
+
 using namespace runbook;
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -664,3 +666,5 @@ TEST_CASE("a reload keeps the queue of a receiver that stays and drops the one o
   CHECK(to_a2[0].Header("Idempotency-Key") == key_a);
   CHECK(rig.n->QueueLength() == 0);
 }
+
+}  // namespace notify_test

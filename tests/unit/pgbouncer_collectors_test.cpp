@@ -16,6 +16,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace pgbouncer_collectors_test {
+
 namespace fs = std::filesystem;
 using namespace runbook;
 using pgtest::Sample;
@@ -320,3 +322,5 @@ TEST_CASE("no single garbage value in the captured pgbouncer fixtures crashes a 
     }
   }
 }
+
+}  // namespace pgbouncer_collectors_test

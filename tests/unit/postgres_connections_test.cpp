@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_connections_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -71,3 +73,5 @@ TEST_CASE("connections: a setting that is not a number is a sink error") {
   CHECK(errors[0].find("max_connections") != std::string::npos);
   CHECK(text.find("pg_connections_utilization_ratio") == std::string::npos);
 }
+
+}  // namespace postgres_connections_test

@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_locks_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -68,3 +70,5 @@ TEST_CASE("locks: a result without the expected columns fails the collection") {
   pgtest::CollectTsv("locks", 150000, pgtest::TsvLine({"datname", "mode", "count"}), &st, nullptr);
   CHECK(st.reason == ErrorReason::kProtocol);
 }
+
+}  // namespace postgres_locks_test

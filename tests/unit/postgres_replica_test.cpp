@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_replica_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -95,3 +97,5 @@ TEST_CASE("replica: replay pause state function from 14 and pg_is_wal_replay_pau
   CHECK(v15.find("pg_get_wal_replay_pause_state() <> 'not paused'") != std::string::npos);
   CHECK(v15.find("pg_is_wal_replay_paused") == std::string::npos);
 }
+
+}  // namespace postgres_replica_test

@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_replication_slots_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -25,3 +27,5 @@ TEST_CASE("replication_slots: a slot without restart_lsn has no lsn_diff sample"
   CHECK(Sample(text, "pg_replication_slots_active{database=\"appdb\",slot_name=\"cdc\"}") == 0.0);
   CHECK(!Sample(text, "pg_replication_slots_pg_wal_lsn_diff{database=\"appdb\",slot_name=\"cdc\"}"));
 }
+
+}  // namespace postgres_replication_slots_test

@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_stat_activity_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -109,3 +111,5 @@ TEST_CASE("stat_activity: a count that is not a number is a sink error") {
   CHECK(errors[0].find("backends") != std::string::npos);
   CHECK(Sample(text, Count("appdb", "idle")) == 0.0);
 }
+
+}  // namespace postgres_stat_activity_test

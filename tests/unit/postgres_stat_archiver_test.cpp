@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_stat_archiver_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -79,3 +81,5 @@ TEST_CASE("stat_archiver: a timestamp that is not a number is a sink error") {
   CHECK(errors[0].find("last_archived_timestamp_seconds") != std::string::npos);
   CHECK(Sample(text, "pg_stat_archiver_failing") == 0.0);
 }
+
+}  // namespace postgres_stat_archiver_test

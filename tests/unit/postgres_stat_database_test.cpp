@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_stat_database_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -61,3 +63,5 @@ TEST_CASE("stat_database: columns map to families with datid and datname and NUL
   CHECK(text.find("# TYPE pg_stat_database_numbackends gauge") != std::string::npos);
   CHECK(text.find("# TYPE pg_stat_database_blk_read_time counter") != std::string::npos);
 }
+
+}  // namespace postgres_stat_database_test

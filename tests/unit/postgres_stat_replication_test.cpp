@@ -9,6 +9,8 @@
 #include "postgres_test_support.h"
 #include "runbook/collector.h"
 
+namespace postgres_stat_replication_test {
+
 using namespace runbook;
 using pgtest::Sample;
 
@@ -96,3 +98,5 @@ TEST_CASE("stat_replication: a lag that is not a number is a sink error") {
   CHECK(errors[0].find("write_lag_seconds") != std::string::npos);
   CHECK(!Sample(text, "pg_stat_replication_write_lag_seconds" + kLabels));
 }
+
+}  // namespace postgres_stat_replication_test

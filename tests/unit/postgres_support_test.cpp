@@ -110,6 +110,8 @@ std::vector<fs::path> CapturedFixtureDirs() {
 
 }  // namespace runbook::pgtest
 
+namespace postgres_support_test {
+
 namespace {
 
 using namespace runbook;
@@ -193,3 +195,5 @@ TEST_CASE("no single garbage value in a captured fixture crashes a collector") {
     }
   }
 }
+
+}  // namespace postgres_support_test

@@ -7,6 +7,8 @@
 #include "promql/postings.h"
 #include "runbook/series_store.h"
 
+namespace postings_test {
+
 using namespace runbook;
 using promql::Matcher;
 
@@ -159,3 +161,5 @@ TEST_CASE("postings: the index narrows by non-empty equality and regex matchers 
   REQUIRE(c);
   CHECK(c->ids == std::vector<promql::Postings::Id>{1});
 }
+
+}  // namespace postings_test

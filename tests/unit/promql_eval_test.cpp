@@ -11,6 +11,8 @@
 
 #include "runbook/promql.h"
 
+namespace promql_eval_test {
+
 namespace pq = runbook::promql;
 
 namespace {
@@ -200,3 +202,5 @@ TEST_CASE("promql Selectors reports how far back each selector reads") {
   CHECK(uses[3].lookback_ms == 5 * 60000);
   CHECK(uses[4].lookback_ms == 0);  // reads after the evaluation time only
 }
+
+}  // namespace promql_eval_test

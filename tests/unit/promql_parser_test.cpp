@@ -7,6 +7,8 @@
 
 #include "runbook/promql.h"
 
+namespace promql_parser_test {
+
 namespace pq = runbook::promql;
 
 namespace {
@@ -310,3 +312,5 @@ TEST_CASE("promql durations") {
   CHECK(pq::FormatDuration(9 * 86400000LL) == "9d");
   CHECK(pq::FormatDuration(14 * 86400000LL) == "2w");
 }
+
+}  // namespace promql_parser_test

@@ -9,6 +9,8 @@
 #include "redis_fixture.h"
 #include "runbook/collector.h"
 
+namespace redis_golden_test {
+
 namespace fs = std::filesystem;
 using namespace runbook;
 
@@ -62,3 +64,5 @@ TEST_CASE("redis RESP encoding round-trips replies") {
   std::size_t bad = 0;
   CHECK_THROWS(testing::DecodeResp("$5\r\nab\r\n", bad));
 }
+
+}  // namespace redis_golden_test

@@ -8,6 +8,8 @@
 #include "pg_fixture.h"
 #include "redis_fixture.h"
 
+namespace redis_info_test {
+
 using namespace runbook;
 using runbook::redis::ParseNumber;
 using runbook::redis::ParseRedisInfo;
@@ -199,3 +201,5 @@ TEST_CASE("redis latencystats become a summary only for commands with commandsta
   CHECK(text.find(R"(redis_latency_percentiles_usec{cmd="del")") == std::string::npos);
   CHECK(text.find(R"(redis_latency_percentiles_usec{cmd="set")") == std::string::npos);
 }
+
+}  // namespace redis_info_test

@@ -11,6 +11,8 @@
 #include "redis_session.h"
 #include "runbook/collector.h"
 
+namespace redis_keys_test {
+
 using namespace runbook;
 
 namespace {
@@ -226,3 +228,5 @@ TEST_CASE("redis config refused by the server fails the collector with its reaso
   CHECK(r.status.reason == ErrorReason::kPermission);
   CHECK(r.status.message.find("NOPERM") != std::string::npos);
 }
+
+}  // namespace redis_keys_test

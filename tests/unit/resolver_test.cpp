@@ -10,6 +10,8 @@
 
 #include "resolver.h"
 
+namespace resolver_test {
+
 using namespace runbook;
 using namespace std::chrono_literals;
 
@@ -129,3 +131,5 @@ TEST_CASE("resolver: the system lookup finds localhost") {
          std::find(out.begin(), out.end(), "::1") != out.end()));
   CHECK(HostResolver::Default().Resolve("no-such-host.invalid", In(5s), out).reason == ErrorReason::kNetwork);
 }
+
+}  // namespace resolver_test

@@ -10,6 +10,8 @@
 #include "config.h"
 #include "engine.h"
 
+namespace rule_pack_embedded_test {
+
 using namespace runbook;
 
 namespace {
@@ -97,3 +99,5 @@ TEST_CASE("embedded: rule files in an operator's config: one file, globs, unknow
         "embedded:nope.rules.yml: no embedded rule file named \"nope.rules.yml\" (embedded: " +
             rules::EmbeddedRuleFileNames() + ")");
 }
+
+}  // namespace rule_pack_embedded_test

@@ -13,6 +13,8 @@
 
 #include "runbook/rules.h"
 
+namespace rules_engine_test {
+
 using namespace runbook;
 using namespace runbook::rules;
 
@@ -449,3 +451,5 @@ TEST_CASE("rules: the state file drops rules no longer loaded and is not rewritt
   CHECK(m.StateFile().last_success >= t - 10 * kSec);
   std::filesystem::remove(path);
 }
+
+}  // namespace rules_engine_test

@@ -10,6 +10,8 @@
 #include "cli.h"
 #include "runbook/rules.h"
 
+namespace rules_file_test {
+
 using namespace runbook;
 using namespace runbook::rules;
 
@@ -166,3 +168,5 @@ tests:
   CHECK_MESSAGE(rc == 0, out3.str() << err3.str());
   std::filesystem::remove_all(dir);
 }
+
+}  // namespace rules_file_test

@@ -6,6 +6,8 @@
 
 #include "template.h"
 
+namespace rules_template_test {
+
 using namespace runbook;
 using namespace runbook::rules;
 
@@ -272,3 +274,5 @@ TEST_CASE("template: a parsed AlertTemplate expands many times and keeps its par
   CHECK(bad.Expand(Data(1)) ==
         "<error expanding template: error parsing template __alert_A: " + *bad.parse_error() + ">");
 }
+
+}  // namespace rules_template_test

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <map>
 
+namespace series_store_test {
+
 using namespace runbook;
 using promql::Matcher;
 
@@ -253,3 +255,5 @@ TEST_CASE("series store: appended rule output is kept as the shared set it was g
                });
   CHECK(seen == 1);
 }
+
+}  // namespace series_store_test

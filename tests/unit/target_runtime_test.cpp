@@ -12,6 +12,8 @@
 #include "scheduler.h"
 #include "target_runtime.h"
 
+namespace target_runtime_test {
+
 using namespace runbook;
 using namespace std::chrono_literals;
 
@@ -466,3 +468,5 @@ TEST_CASE("snapshots reuse old buffers without touching one a reader still holds
   CHECK_FALSE(Contains(texts[4], "renamed_family"));
   CHECK(Contains(texts[5], "runbook_exporter_collections_total{target=\"t\"} 7\n"));
 }
+
+}  // namespace target_runtime_test
