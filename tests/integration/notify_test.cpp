@@ -462,7 +462,7 @@ TEST_CASE("a real Alertmanager takes our pushes (amtool sees them) and forwards 
 TEST_CASE("HA: two exporters feeding a two-node Alertmanager cluster deliver one webhook per group") {
   TestReceiver rx;
   const std::string cfg =
-      AmConfig(rx.url("/ha"), "  group_wait: 5s\n  group_interval: 10s\n  repeat_interval: 1h\n");
+      AmConfig(rx.url("/ha"), "  group_wait: 2s\n  group_interval: 4s\n  repeat_interval: 1h\n");
   int c1 = FreePort(), c2 = FreePort();
   Alertmanager am1(cfg, c1, c2);
   Alertmanager am2(cfg, c2, c1);
@@ -479,16 +479,16 @@ TEST_CASE("HA: two exporters feeding a two-node Alertmanager cluster deliver one
       for (const char* am : {"am1", "am2"}) SendTest(*e, am, resolved);
   };
   post_all(false);
-  std::this_thread::sleep_for(8s);
+  std::this_thread::sleep_for(3s);  // past group_wait, before the next group_interval tick
   post_all(false);
   auto hits = rx.WaitFor([](const auto& h) { return !h.empty(); }, 15s);
   REQUIRE(!hits.empty());
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(4s);  // past the second node's peer_timeout (3 s)
   post_all(true);
   // The resolved notice goes out on the next group_interval tick; then wait out any duplicate:
   // group_interval + peer_timeout + margin.
   rx.WaitFor([](const auto& h) { return h.size() >= 2; }, 25s);
-  std::this_thread::sleep_for(15s);
+  std::this_thread::sleep_for(9s);
   hits = rx.Hits();
   int firing = 0, resolved = 0;
   for (const auto& h : hits) {
