@@ -9,6 +9,17 @@ namespace runbook {
 
 const TargetSettings ScrapeContext::kDefaultSettings{};
 
+void ScrapeContext::SendPrepared() {
+  // Each queued command carries its own status; the collectors that queued them report it.
+  if (redis && redis->queued() > 0) redis->Flush(deadline);
+}
+
+Status CollectOnce(Collector& collector, ScrapeContext& ctx, MetricSink& sink) {
+  collector.Prepare(ctx);
+  ctx.SendPrepared();
+  return collector.Update(ctx, sink);
+}
+
 namespace {
 std::vector<CollectorInfo>& Registry() {
   static std::vector<CollectorInfo> registry;

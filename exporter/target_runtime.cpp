@@ -141,7 +141,7 @@ TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
   self_sink_ = MetricSink(const_labels_);
   for (const auto& info : registry) {
     if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
-    CollectorSlot slot{&info, info.factory(), MetricSink(const_labels_), {}, false, false, {}};
+    CollectorSlot slot{&info, info.factory(), MetricSink(const_labels_), {}, false, false, false, {}};
     slot.report.name = info.name;
     slots_.push_back(std::move(slot));
   }
@@ -215,13 +215,18 @@ void TargetRuntime::Collect() {
     ctx.settings = &cfg_.settings;
     ctx.shared = &shared_;
     conn_->Bind(ctx);
+    // A slow collector runs again after slow_interval whether its last run succeeded (its output
+    // is served from the cache meanwhile) or was refused (CONFIG on a managed service: asking
+    // every collection would only add to the server's error statistics).
+    for (auto& slot : slots_) {
+      slot.due = slot.info->tier != Tier::kSlow || !slot.tried || start - slot.last_run >= cfg_.slow_interval;
+      if (slot.due) slot.collector->Prepare(ctx);
+    }
+    ctx.SendPrepared();
     for (auto& slot : slots_) {
       auto& rep = slot.report;
       const bool slow = slot.info->tier == Tier::kSlow;
-      // A slow collector runs again after slow_interval whether its last run succeeded (its
-      // output is served from the cache meanwhile) or was refused (CONFIG on a managed service:
-      // asking every collection would only add to the server's error statistics).
-      if (slow && slot.tried && start - slot.last_run < cfg_.slow_interval) {
+      if (!slot.due) {
         if (slot.cache_valid) {
           const auto& cached = slot.sink.Families();
           merge_.insert(merge_.end(), cached.begin(), cached.end());

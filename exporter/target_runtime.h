@@ -82,6 +82,7 @@ class TargetRuntime {
     std::chrono::steady_clock::time_point last_run{};
     bool tried = false;  // ran since the target last failed (last_run is meaningful)
     bool cache_valid = false;
+    bool due = false;  // runs in the current collection
     CollectorReport report;
   };
   // Buffers of snapshots no reader holds any more (shared with the snapshots' deleters, which may
