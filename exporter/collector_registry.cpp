@@ -9,9 +9,9 @@ namespace runbook {
 
 const TargetSettings ScrapeContext::kDefaultSettings{};
 
-void ScrapeContext::SendPrepared() {
-  // Each queued command carries its own status; the collectors that queued them report it.
-  if (redis && redis->queued() > 0) redis->Flush(deadline);
+Status ScrapeContext::SendPrepared() {
+  if (redis && redis->queued() > 0) return redis->Flush(deadline);
+  return Status::Ok();
 }
 
 Status CollectOnce(Collector& collector, ScrapeContext& ctx, MetricSink& sink) {

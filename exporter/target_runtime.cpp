@@ -210,8 +210,8 @@ void TargetRuntime::Collect() {
   }
 
   for (auto& slot : slots_) slot.report.ran = false;
+  ScrapeContext ctx{cfg_.name, deadline, nullptr};
   if (status.ok()) {
-    ScrapeContext ctx{cfg_.name, deadline, nullptr};
     ctx.settings = &cfg_.settings;
     ctx.shared = &shared_;
     conn_->Bind(ctx);
@@ -222,7 +222,12 @@ void TargetRuntime::Collect() {
       slot.due = slot.info->tier != Tier::kSlow || !slot.tried || start - slot.last_run >= cfg_.slow_interval;
       if (slot.due) slot.collector->Prepare(ctx);
     }
-    ctx.SendPrepared();
+    // A connection lost in the shared round trip fails the target at once, with its reason (a
+    // frozen server: timeout), rather than each collector finding it closed.
+    if (auto st = ctx.SendPrepared(); !st.ok() && (IsConnectionLevel(st.reason) || !conn_->connected()))
+      status = st;
+  }
+  if (status.ok()) {
     for (auto& slot : slots_) {
       auto& rep = slot.report;
       const bool slow = slot.info->tier == Tier::kSlow;

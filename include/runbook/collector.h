@@ -64,7 +64,9 @@ struct ScrapeContext {
 
   bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }
   // Sends what the collectors' Prepare queued: one round trip per session (RedisSession::Flush).
-  void SendPrepared();
+  // Each queued command gets its own status; the result is the connection's failure if there was
+  // one, else the first refused command's status.
+  Status SendPrepared();
 };
 
 // A collection of a target runs in two steps, each over the collectors due (registry order):

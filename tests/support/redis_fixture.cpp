@@ -161,7 +161,10 @@ FixtureRedisSession::FixtureRedisSession(std::filesystem::path dir) {
 }
 
 Status FixtureRedisSession::Exchange(std::span<const RedisCall> calls, Deadline) {
-  if (!calls.empty()) ++round_trips_;
+  if (!calls.empty()) {
+    ++round_trips_;
+    exchanges_.push_back(calls.size());
+  }
   Status first;
   for (std::size_t i = 0; i < calls.size(); ++i) {
     Status st = Reply(*calls[i].argv, *calls[i].reply);

@@ -48,6 +48,8 @@ class FixtureRedisSession : public RedisSession {
   const std::vector<std::vector<std::string>>& commands() const { return commands_; }
   // Non-empty exchanges: what the real session would wait for.
   int round_trips() const { return round_trips_; }
+  // The number of commands of each non-empty exchange, in order (commands() holds them all).
+  const std::vector<std::size_t>& exchanges() const { return exchanges_; }
 
  private:
   Status Reply(const std::vector<std::string>& argv, RedisReply& out);
@@ -56,6 +58,7 @@ class FixtureRedisSession : public RedisSession {
   std::map<std::string, Status> failures_;
   std::vector<std::vector<std::string>> commands_;
   int round_trips_ = 0;
+  std::vector<std::size_t> exchanges_;
 };
 
 // Forwards to a real session; writes INFO ALL to <dir>/info.txt and appends every other command
