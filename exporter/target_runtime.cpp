@@ -304,8 +304,9 @@ void TargetRuntime::Collect() {
   AddSelfMetrics(self_sink_, *snap);
   // Stable: a collector's family goes before a self-metric family of the same name.
   const auto& self = self_sink_.Families();
+  const std::size_t ordered = merge_.size();
   merge_.insert(merge_.end(), self.begin(), self.end());
-  OrderForMerge(merge_);
+  OrderForMerge(merge_, ordered);
   MergeOrderedInto(merge_, snap->families);
   RenderFamiliesInto(snap->families, snap->rendered);
 
