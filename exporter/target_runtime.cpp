@@ -147,6 +147,11 @@ TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
   }
 }
 
+const std::vector<RenderedFamily>& TargetSnapshot::Rendered() const {
+  std::call_once(rendered_once_, [this] { RenderFamiliesInto(families, rendered_); });
+  return rendered_;
+}
+
 std::shared_ptr<const TargetSnapshot> TargetRuntime::Snapshot() const {
   std::lock_guard lock(mu_);
   return snapshot_;
@@ -159,14 +164,14 @@ std::shared_ptr<TargetSnapshot> TargetRuntime::NewSnapshot() {
       std::lock_guard lock(recycled->mu);
       // Two: the snapshot being built and the published one; a third is rarely free.
       if (recycled->free.size() < 2)
-        recycled->free.emplace_back(std::move(s->families), std::move(s->rendered));
+        recycled->free.emplace_back(std::move(s->families), std::move(s->rendered_));
     }
     delete s;
   });
   std::lock_guard lock(recycled_->mu);
   if (!recycled_->free.empty()) {
     snap->families = std::move(recycled_->free.back().first);
-    snap->rendered = std::move(recycled_->free.back().second);
+    snap->rendered_ = std::move(recycled_->free.back().second);
     recycled_->free.pop_back();
   }
   return snap;
@@ -308,7 +313,6 @@ void TargetRuntime::Collect() {
   merge_.insert(merge_.end(), self.begin(), self.end());
   OrderForMerge(merge_, ordered);
   MergeOrderedInto(merge_, snap->families);
-  RenderFamiliesInto(snap->families, snap->rendered);
 
   // Log transitions only: a target that stays down is not logged every cycle.
   if (first_ || status.reason != last_status_.reason) {
