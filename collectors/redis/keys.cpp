@@ -111,8 +111,8 @@ class KeysCollector final : public Collector {
     for (const auto& c : s.redis_keys)
       if (c.db == s.redis_db && !c.pattern) add_type(c.key);
     for (const auto& key : found_before_) add_type(key);
-    // The views in prepared_types_ point into prepared_'s commands, which stay put until the next
-    // Prepare: rebuild the map on them.
+    // Update rewrites found_before_, which the views above point into: key the map on prepared_'s
+    // own strings, which stay put until the next Prepare.
     prepared_types_.clear();
     for (std::size_t i = 0; i < prepared_.size(); ++i) prepared_types_.emplace(prepared_.command(i)[1], i);
     first_scan_ = prepared_.size();
