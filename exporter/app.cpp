@@ -233,7 +233,7 @@ std::string App::RenderMetrics() const {
     notifier_rendered = RenderFamilies(families);
     sources.push_back(&notifier_rendered);
   }
-  for (const auto& s : snaps) sources.push_back(&s->rendered);
+  for (const auto& s : snaps) sources.push_back(&s->Rendered());
   return ConcatenateRendered(sources);
 }
 
@@ -242,7 +242,7 @@ std::optional<std::string> App::RenderProbe(std::string_view target) const {
     if (t->config().name != target) continue;
     auto snap = t->Snapshot();
     if (!snap) return std::string();  // configured, first collection still running
-    return ConcatenateRendered({&snap->rendered});
+    return ConcatenateRendered({&snap->Rendered()});
   }
   return std::nullopt;
 }

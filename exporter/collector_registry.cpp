@@ -9,6 +9,17 @@ namespace runbook {
 
 const TargetSettings ScrapeContext::kDefaultSettings{};
 
+Status ScrapeContext::SendPrepared() {
+  if (redis && redis->queued() > 0) return redis->Flush(deadline);
+  return Status::Ok();
+}
+
+Status CollectOnce(Collector& collector, ScrapeContext& ctx, MetricSink& sink) {
+  collector.Prepare(ctx);
+  ctx.SendPrepared();
+  return collector.Update(ctx, sink);
+}
+
 namespace {
 std::vector<CollectorInfo>& Registry() {
   static std::vector<CollectorInfo> registry;

@@ -281,9 +281,14 @@ const std::vector<const SampleFamily*>& MetricSink::Families() {
   return view_;
 }
 
-std::size_t OrderForMerge(std::vector<const SampleFamily*>& families) {
-  std::stable_sort(families.begin(), families.end(),
-                   [](const auto* a, const auto* b) { return a->name < b->name; });
+namespace {
+
+bool ByName(const SampleFamily* a, const SampleFamily* b) {
+  return a->name < b->name;
+}
+
+// Removes from a list ordered by name the families MergeFamilies drops; returns their samples.
+std::size_t DropConflicting(std::vector<const SampleFamily*>& families) {
   std::size_t dropped = 0;
   std::size_t kept = 0;
   const SampleFamily* first = nullptr;  // the first family of the current name
@@ -299,6 +304,19 @@ std::size_t OrderForMerge(std::vector<const SampleFamily*>& families) {
   }
   families.resize(kept);
   return dropped;
+}
+
+}  // namespace
+
+std::size_t OrderForMerge(std::vector<const SampleFamily*>& families) {
+  std::stable_sort(families.begin(), families.end(), ByName);
+  return DropConflicting(families);
+}
+
+std::size_t OrderForMerge(std::vector<const SampleFamily*>& families, std::size_t ordered) {
+  const auto mid = families.begin() + static_cast<std::ptrdiff_t>(std::min(ordered, families.size()));
+  std::inplace_merge(families.begin(), mid, families.end(), ByName);
+  return DropConflicting(families);
 }
 
 void MergeOrderedInto(std::span<const SampleFamily* const> families, std::vector<SampleFamily>& out) {

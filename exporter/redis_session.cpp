@@ -233,32 +233,47 @@ Status HiredisSession::Convert(const std::vector<std::string>& argv, void* raw, 
   return Status::Ok();
 }
 
-Status HiredisSession::Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
-  ClearReply(out);
-  if (auto st = Append(argv); !st.ok()) return st;
-  return Read(argv, deadline, out);
-}
-
-Status HiredisSession::Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
-                                std::vector<RedisReply>& out) {
-  for (const auto& argv : commands)
-    if (auto st = Append(argv); !st.ok()) {
+Status HiredisSession::Exchange(std::span<const RedisCall> calls, Deadline deadline) {
+  Status first;
+  // Once the connection is lost, the calls not answered get that failure.
+  auto lost = [&](std::size_t from, const Status& st) {
+    for (std::size_t j = from; j < calls.size(); ++j) {
+      ClearReply(*calls[j].reply);
+      *calls[j].status = st;
+    }
+    return st;
+  };
+  for (std::size_t i = 0; i < calls.size(); ++i)
+    if (auto st = Append(*calls[i].argv); !st.ok()) {
       // Commands already appended would be answered out of step: start over on a new connection.
       if (ctx_) Disconnect();
-      out.clear();
-      return st;
+      return lost(0, st);
     }
-  out.resize(commands.size());  // the replies' buffers are reused
-  Status first;
-  for (std::size_t i = 0; i < commands.size(); ++i) {
-    auto st = Read(commands[i], deadline, out[i]);
-    if (!ctx_) {
-      out.resize(i);
-      return st;
-    }
-    if (!st.ok() && first.ok()) first = std::move(st);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    Status st = Read(*calls[i].argv, deadline, *calls[i].reply);
+    if (!ctx_) return lost(i, st);
+    if (!st.ok() && first.ok()) first = st;
+    *calls[i].status = std::move(st);
   }
   return first;
+}
+
+Status RedisSession::Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) {
+  Status status;
+  const RedisCall call{&argv, &out, &status};
+  Exchange({&call, 1}, deadline);
+  return status;
+}
+
+void RedisSession::Queue(const std::vector<std::string>& argv, RedisReply& reply, Status& status) {
+  status = Status::Error(ErrorReason::kProtocol, "not sent");
+  batch_.push_back({&argv, &reply, &status});
+}
+
+Status RedisSession::Flush(Deadline deadline) {
+  Status st = Exchange(batch_, deadline);
+  batch_.clear();
+  return st;
 }
 
 std::unique_ptr<TargetConnection> MakeRedisConnection(const TargetConfig& cfg) {

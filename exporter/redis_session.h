@@ -4,8 +4,8 @@
 // redisCommandArgv. Before every command the socket timeout is set to the time left until the
 // caller's deadline, so a frozen server (SIGSTOP) cuts the command at the deadline; a timeout or
 // I/O error frees the context and the next Connect() opens a new one. An error reply keeps the
-// connection. Pipeline() appends every command to hiredis' output buffer, and the first read
-// writes them all; the timeout is set again before each reply is read.
+// connection. Exchange() appends every command to hiredis' output buffer, and the first read
+// writes them all; the timeout is set again before each reply that is not buffered yet is read.
 //
 // Thread-safety: not synchronised; one collection uses it at a time.
 
@@ -37,9 +37,7 @@ class HiredisSession final : public RedisSession {
   bool connected() const { return ctx_ != nullptr; }
   void Disconnect();
 
-  Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) override;
-  Status Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
-                  std::vector<RedisReply>& out) override;
+  Status Exchange(std::span<const RedisCall> calls, Deadline deadline) override;
 
  private:
   Status Fail(ErrorReason reason, std::string message);

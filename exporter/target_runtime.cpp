@@ -141,10 +141,15 @@ TargetRuntime::TargetRuntime(TargetConfig cfg, const ConnectionFactory& factory,
   self_sink_ = MetricSink(const_labels_);
   for (const auto& info : registry) {
     if (info.kind != cfg_.kind || !cfg_.collectors.count(info.name)) continue;
-    CollectorSlot slot{&info, info.factory(), MetricSink(const_labels_), {}, false, false, {}};
+    CollectorSlot slot{&info, info.factory(), MetricSink(const_labels_), {}, false, false, false, {}};
     slot.report.name = info.name;
     slots_.push_back(std::move(slot));
   }
+}
+
+const std::vector<RenderedFamily>& TargetSnapshot::Rendered() const {
+  std::call_once(rendered_once_, [this] { RenderFamiliesInto(families, rendered_); });
+  return rendered_;
 }
 
 std::shared_ptr<const TargetSnapshot> TargetRuntime::Snapshot() const {
@@ -159,14 +164,14 @@ std::shared_ptr<TargetSnapshot> TargetRuntime::NewSnapshot() {
       std::lock_guard lock(recycled->mu);
       // Two: the snapshot being built and the published one; a third is rarely free.
       if (recycled->free.size() < 2)
-        recycled->free.emplace_back(std::move(s->families), std::move(s->rendered));
+        recycled->free.emplace_back(std::move(s->families), std::move(s->rendered_));
     }
     delete s;
   });
   std::lock_guard lock(recycled_->mu);
   if (!recycled_->free.empty()) {
     snap->families = std::move(recycled_->free.back().first);
-    snap->rendered = std::move(recycled_->free.back().second);
+    snap->rendered_ = std::move(recycled_->free.back().second);
     recycled_->free.pop_back();
   }
   return snap;
@@ -210,18 +215,28 @@ void TargetRuntime::Collect() {
   }
 
   for (auto& slot : slots_) slot.report.ran = false;
+  ScrapeContext ctx{cfg_.name, deadline, nullptr};
   if (status.ok()) {
-    ScrapeContext ctx{cfg_.name, deadline, nullptr};
     ctx.settings = &cfg_.settings;
     ctx.shared = &shared_;
     conn_->Bind(ctx);
+    // A slow collector runs again after slow_interval whether its last run succeeded (its output
+    // is served from the cache meanwhile) or was refused (CONFIG on a managed service: asking
+    // every collection would only add to the server's error statistics).
+    for (auto& slot : slots_) {
+      slot.due = slot.info->tier != Tier::kSlow || !slot.tried || start - slot.last_run >= cfg_.slow_interval;
+      if (slot.due) slot.collector->Prepare(ctx);
+    }
+    // A connection lost in the shared round trip fails the target at once, with its reason (a
+    // frozen server: timeout), rather than each collector finding it closed.
+    if (auto st = ctx.SendPrepared(); !st.ok() && (IsConnectionLevel(st.reason) || !conn_->connected()))
+      status = st;
+  }
+  if (status.ok()) {
     for (auto& slot : slots_) {
       auto& rep = slot.report;
       const bool slow = slot.info->tier == Tier::kSlow;
-      // A slow collector runs again after slow_interval whether its last run succeeded (its
-      // output is served from the cache meanwhile) or was refused (CONFIG on a managed service:
-      // asking every collection would only add to the server's error statistics).
-      if (slow && slot.tried && start - slot.last_run < cfg_.slow_interval) {
+      if (!slot.due) {
         if (slot.cache_valid) {
           const auto& cached = slot.sink.Families();
           merge_.insert(merge_.end(), cached.begin(), cached.end());
@@ -294,10 +309,10 @@ void TargetRuntime::Collect() {
   AddSelfMetrics(self_sink_, *snap);
   // Stable: a collector's family goes before a self-metric family of the same name.
   const auto& self = self_sink_.Families();
+  const std::size_t ordered = merge_.size();
   merge_.insert(merge_.end(), self.begin(), self.end());
-  OrderForMerge(merge_);
+  OrderForMerge(merge_, ordered);
   MergeOrderedInto(merge_, snap->families);
-  RenderFamiliesInto(snap->families, snap->rendered);
 
   // Log transitions only: a target that stays down is not logged every cycle.
   if (first_ || status.reason != last_status_.reason) {

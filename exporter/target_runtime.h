@@ -48,12 +48,11 @@ struct CollectorReport {
 };
 
 // The vectors of a snapshot are reused: once the last reader of a snapshot lets it go, its
-// `families` and `rendered` return to the target, whose next collection overwrites them in place
-// (their strings and vectors keep their capacity), so publishing allocates nothing in the steady
-// state and dropping an old snapshot frees nothing.
+// `families` and rendered text return to the target, whose next collection overwrites them in
+// place (their strings and vectors keep their capacity), so publishing allocates nothing in the
+// steady state and dropping an old snapshot frees nothing.
 struct TargetSnapshot {
-  std::vector<SampleFamily> families;    // samples + self-metrics, sorted by name
-  std::vector<RenderedFamily> rendered;  // the same, as text
+  std::vector<SampleFamily> families;  // samples + self-metrics, sorted by name
   bool up = false;
   Status status;  // why the target is down (or ok)
   std::chrono::system_clock::time_point collected_at{};
@@ -61,6 +60,16 @@ struct TargetSnapshot {
   double duration_s = 0;
   std::vector<CollectorReport> collectors;
   std::vector<std::string> data_errors;  // samples dropped or values unparsable, latest collection
+
+  // `families` as text. Rendered once, by the first reader that asks (any thread; concurrent
+  // readers wait for it): a snapshot that nobody scrapes before the next collection replaces it
+  // is never rendered.
+  const std::vector<RenderedFamily>& Rendered() const;
+
+ private:
+  friend class TargetRuntime;
+  mutable std::once_flag rendered_once_;
+  mutable std::vector<RenderedFamily> rendered_;  // only through Rendered()
 };
 
 class TargetRuntime {
@@ -82,6 +91,7 @@ class TargetRuntime {
     std::chrono::steady_clock::time_point last_run{};
     bool tried = false;  // ran since the target last failed (last_run is meaningful)
     bool cache_valid = false;
+    bool due = false;  // runs in the current collection
     CollectorReport report;
   };
   // Buffers of snapshots no reader holds any more (shared with the snapshots' deleters, which may

@@ -2,6 +2,8 @@
 // collector uses to publish redis_db_keys 0 for the databases that hold no key (INFO keyspace
 // lists only non-empty ones). On the slow tier: settings change rarely. Managed services refuse
 // CONFIG; then this collector alone fails, and the runtime asks again only at the slow interval.
+#include <array>
+
 #include "redis_info.h"
 #include "runbook/collector.h"
 
@@ -15,12 +17,16 @@ const MetricDesc kIoThreads{"redis_config_io_threads",
 
 class ConfigCollector final : public Collector {
  public:
+  // One parameter per CONFIG GET (several need Redis 7), in the collection's shared round trip.
+  void Prepare(ScrapeContext& ctx) override {
+    for (std::size_t i = 0; i < kCommands.size(); ++i)
+      ctx.redis->Queue(kCommands[i], replies_[i], statuses_[i]);
+  }
+
   Status Update(ScrapeContext& ctx, MetricSink& sink) override {
-    // One parameter per CONFIG GET (several need Redis 7), pipelined: one round trip.
-    static const std::vector<std::vector<std::string>> kCommands{{"CONFIG", "GET", "io-threads"},
-                                                                 {"CONFIG", "GET", "databases"}};
-    std::vector<RedisReply> replies;
-    if (auto st = ctx.redis->Pipeline(kCommands, ctx.deadline, replies); !st.ok()) return st;
+    for (const auto& st : statuses_)
+      if (!st.ok()) return st;
+    const auto& replies = replies_;
     std::optional<double> databases;
     for (std::size_t i = 0; i < replies.size(); ++i) {
       const auto& r = replies[i];
@@ -45,6 +51,12 @@ class ConfigCollector final : public Collector {
     }
     return Status::Ok();
   }
+
+ private:
+  static inline const std::vector<std::vector<std::string>> kCommands{{"CONFIG", "GET", "io-threads"},
+                                                                      {"CONFIG", "GET", "databases"}};
+  std::array<RedisReply, 2> replies_;
+  std::array<Status, 2> statuses_;
 };
 
 const CollectorRegistration kRegistration{{

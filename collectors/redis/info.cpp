@@ -529,9 +529,13 @@ namespace {
 
 class InfoCollector final : public Collector {
  public:
-  Status Update(ScrapeContext& ctx, MetricSink& sink) override {
+  void Prepare(ScrapeContext& ctx) override {
     static const std::vector<std::string> kInfoAll{"INFO", "ALL"};
-    if (auto st = ctx.redis->Command(kInfoAll, ctx.deadline, reply_); !st.ok()) return st;
+    ctx.redis->Queue(kInfoAll, reply_, status_);
+  }
+
+  Status Update(ScrapeContext& ctx, MetricSink& sink) override {
+    if (!status_.ok()) return status_;
     if (reply_.type != RedisReply::Type::kString && reply_.type != RedisReply::Type::kStatus)
       return Status::Error(ErrorReason::kProtocol, "INFO ALL: expected a bulk string");
     int databases = 0;
@@ -546,6 +550,7 @@ class InfoCollector final : public Collector {
  private:
   // Kept between collections for their buffers; info_ points into reply_.
   RedisReply reply_;
+  Status status_;
   RedisInfo info_;
 };
 

@@ -17,9 +17,14 @@ const MetricDesc kDuration{"redis_latency_spike_duration_seconds",
 
 class LatencyCollector final : public Collector {
  public:
-  Status Update(ScrapeContext& ctx, MetricSink& sink) override {
-    RedisReply r;
-    if (auto st = ctx.redis->Command({"LATENCY", "LATEST"}, ctx.deadline, r); !st.ok()) return st;
+  void Prepare(ScrapeContext& ctx) override {
+    static const std::vector<std::string> kLatest{"LATENCY", "LATEST"};
+    ctx.redis->Queue(kLatest, reply_, status_);
+  }
+
+  Status Update(ScrapeContext&, MetricSink& sink) override {
+    if (!status_.ok()) return status_;
+    const RedisReply& r = reply_;
     if (r.type != RedisReply::Type::kArray)
       return Status::Error(ErrorReason::kProtocol, "LATENCY LATEST: expected an array");
     // An event: [name, unix time of the latest spike, its duration in ms, the all-time max in ms].
@@ -34,6 +39,10 @@ class LatencyCollector final : public Collector {
     }
     return Status::Ok();
   }
+
+ private:
+  RedisReply reply_;
+  Status status_;
 };
 
 const CollectorRegistration kRegistration{{

@@ -18,12 +18,17 @@ const MetricDesc kLastDuration{"redis_last_slow_execution_duration_seconds",
 
 class SlowlogCollector final : public Collector {
  public:
-  Status Update(ScrapeContext& ctx, MetricSink& sink) override {
-    static const std::vector<std::vector<std::string>> kCommands{{"SLOWLOG", "LEN"}, {"SLOWLOG", "GET", "1"}};
-    std::vector<RedisReply> replies;
-    if (auto st = ctx.redis->Pipeline(kCommands, ctx.deadline, replies); !st.ok()) return st;
-    const RedisReply& len = replies[0];
-    const RedisReply& last = replies[1];
+  void Prepare(ScrapeContext& ctx) override {
+    static const std::vector<std::string> kLen{"SLOWLOG", "LEN"}, kGet{"SLOWLOG", "GET", "1"};
+    ctx.redis->Queue(kLen, len_, len_status_);
+    ctx.redis->Queue(kGet, last_, last_status_);
+  }
+
+  Status Update(ScrapeContext&, MetricSink& sink) override {
+    if (!len_status_.ok()) return len_status_;
+    if (!last_status_.ok()) return last_status_;
+    const RedisReply& len = len_;
+    const RedisReply& last = last_;
     if (len.type != RedisReply::Type::kInteger)
       return Status::Error(ErrorReason::kProtocol, "SLOWLOG LEN: expected an integer");
     if (last.type != RedisReply::Type::kArray)
@@ -44,6 +49,10 @@ class SlowlogCollector final : public Collector {
     sink.Add(kLastDuration, {}, duration);
     return Status::Ok();
   }
+
+ private:
+  RedisReply len_, last_;
+  Status len_status_, last_status_;
 };
 
 const CollectorRegistration kRegistration{{

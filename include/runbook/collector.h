@@ -63,11 +63,29 @@ struct ScrapeContext {
   static const TargetSettings kDefaultSettings;
 
   bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }
+  // Sends what the collectors' Prepare queued: one round trip per session (RedisSession::Flush).
+  // Each queued command gets its own status; the result is the connection's failure if there was
+  // one, else the first refused command's status.
+  Status SendPrepared();
 };
 
+// A collection of a target runs in two steps, each over the collectors due (registry order):
+//   1. Prepare on each, then ctx.SendPrepared(): what they queued goes out in one round trip;
+//   2. Update on each, which reads the outcome of what it queued and may send more itself.
+// A collector that talks to the server only in Update leaves Prepare alone. Adding a collector is
+// still one .cpp: nothing else lists what is queued.
 class Collector {
  public:
   virtual ~Collector() = default;
+  // Optional: queues the requests that do not depend on another reply of this collection
+  // (ctx.redis->Queue) so that those of all the target's collectors share one round trip. Sends
+  // nothing, writes no samples, never fails. What it queues (command, reply, status) must stay
+  // valid and unchanged until Update returns. Each queued command gets its own reply and status:
+  // a command the server refuses fails only the collector that queued it (its Update returns that
+  // status), a frozen server gives every unanswered command the timeout at ctx.deadline. Update
+  // may be skipped (deadline reached, connection lost by an earlier collector); the next
+  // collection calls Prepare again.
+  virtual void Prepare(ScrapeContext& ctx) { (void)ctx; }
   // Writes this collector's samples for one target. Never throws, never blocks past
   // ctx.deadline, never logs (the scheduler logs state changes once). A failure returns its
   // reason; samples written before it are discarded by the caller.
@@ -87,6 +105,9 @@ struct CollectorInfo {
   std::string help;  // one line for --help and docs
   std::function<std::unique_ptr<Collector>()> factory;
 };
+
+// One collector alone, as a collection runs it: Prepare, SendPrepared, Update (tests, tools).
+Status CollectOnce(Collector& collector, ScrapeContext& ctx, MetricSink& sink);
 
 // All registered collectors, sorted by kind then name.
 const std::vector<CollectorInfo>& RegisteredCollectors();

@@ -137,6 +137,9 @@ std::vector<SampleFamily> MergeFamilies(std::vector<std::vector<SampleFamily>> p
 // returning their sample count. MergeOrderedInto writes the merge of such a list into `out`,
 // overwriting its elements in place (reusing their buffers) and resizing it.
 std::size_t OrderForMerge(std::vector<const SampleFamily*>& families);
+// The same for a list whose first `ordered` entries OrderForMerge has ordered and whose other
+// entries are sorted by name (one sink's Families()): the two runs are merged in place, stably.
+std::size_t OrderForMerge(std::vector<const SampleFamily*>& families, std::size_t ordered);
 void MergeOrderedInto(std::span<const SampleFamily* const> families, std::vector<SampleFamily>& out);
 
 // Replaces invalid UTF-8 sequences with U+FFFD.

@@ -160,19 +160,23 @@ FixtureRedisSession::FixtureRedisSession(std::filesystem::path dir) {
   }
 }
 
-Status FixtureRedisSession::Command(const std::vector<std::string>& argv, Deadline, RedisReply& out) {
-  ++round_trips_;
-  return Reply(argv, out);
-}
-
-Status FixtureRedisSession::Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline,
-                                     std::vector<RedisReply>& out) {
-  out.clear();
-  if (!commands.empty()) ++round_trips_;
+Status FixtureRedisSession::Exchange(std::span<const RedisCall> calls, Deadline) {
+  if (!calls.empty()) {
+    ++round_trips_;
+    exchanges_.push_back(calls.size());
+  }
   Status first;
-  for (const auto& argv : commands) {
-    auto st = Reply(argv, out.emplace_back());
-    if (!st.ok() && first.ok()) first = std::move(st);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    Status st = Reply(*calls[i].argv, *calls[i].reply);
+    if (st.reason == ErrorReason::kNetwork || st.reason == ErrorReason::kTimeout) {
+      for (std::size_t j = i; j < calls.size(); ++j) {
+        *calls[j].reply = {};
+        *calls[j].status = st;
+      }
+      return st;
+    }
+    if (!st.ok() && first.ok()) first = st;
+    *calls[i].status = std::move(st);
   }
   return first;
 }
@@ -198,18 +202,13 @@ RecordingRedisSession::RecordingRedisSession(RedisSession& inner, std::filesyste
   std::ofstream(dir_ / "replies.resp", std::ios::binary | std::ios::trunc);
 }
 
-Status RecordingRedisSession::Command(const std::vector<std::string>& argv, Deadline deadline,
-                                      RedisReply& out) {
-  auto st = inner_.Command(argv, deadline, out);
-  if (!st.ok() && out.type != RedisReply::Type::kError) return st;  // nothing was answered
-  Record(argv, out);
-  return st;
-}
-
-Status RecordingRedisSession::Pipeline(const std::vector<std::vector<std::string>>& commands,
-                                       Deadline deadline, std::vector<RedisReply>& out) {
-  auto st = inner_.Pipeline(commands, deadline, out);
-  for (std::size_t i = 0; i < out.size(); ++i) Record(commands[i], out[i]);
+Status RecordingRedisSession::Exchange(std::span<const RedisCall> calls, Deadline deadline) {
+  auto st = inner_.Exchange(calls, deadline);
+  for (const auto& call : calls) {
+    // A call without a reply (connection lost) was not answered: nothing to record.
+    if (!call.status->ok() && call.reply->type != RedisReply::Type::kError) continue;
+    Record(*call.argv, *call.reply);
+  }
   return st;
 }
 

@@ -34,20 +34,22 @@ std::vector<std::filesystem::path> RedisFixtureDirs();
 class FixtureRedisSession : public RedisSession {
  public:
   explicit FixtureRedisSession(std::filesystem::path dir);
-  Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) override;
-  // Replies to each command as Command does; counts as one round trip.
-  Status Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
-                  std::vector<RedisReply>& out) override;
+  // Replies to each call; a non-empty exchange counts as one round trip. A failure of the
+  // connection (FailCommand with kNetwork or kTimeout) is given to the later calls too, as the
+  // real session gives it.
+  Status Exchange(std::span<const RedisCall> calls, Deadline deadline) override;
 
   // Replaces the reply of one command (argv as sent).
   void SetReply(std::vector<std::string> argv, RedisReply reply) {
     replies_[std::move(argv)] = std::move(reply);
   }
-  // Makes every command whose first word is `command` fail with `status`.
+  // Makes every command whose first word is `command` fail with `status` (no reply).
   void FailCommand(std::string command, Status status) { failures_[std::move(command)] = std::move(status); }
   const std::vector<std::vector<std::string>>& commands() const { return commands_; }
-  // Command calls plus non-empty Pipeline calls: what the real session would wait for.
+  // Non-empty exchanges: what the real session would wait for.
   int round_trips() const { return round_trips_; }
+  // The number of commands of each non-empty exchange, in order (commands() holds them all).
+  const std::vector<std::size_t>& exchanges() const { return exchanges_; }
 
  private:
   Status Reply(const std::vector<std::string>& argv, RedisReply& out);
@@ -56,6 +58,7 @@ class FixtureRedisSession : public RedisSession {
   std::map<std::string, Status> failures_;
   std::vector<std::vector<std::string>> commands_;
   int round_trips_ = 0;
+  std::vector<std::size_t> exchanges_;
 };
 
 // Forwards to a real session; writes INFO ALL to <dir>/info.txt and appends every other command
@@ -63,9 +66,7 @@ class FixtureRedisSession : public RedisSession {
 class RecordingRedisSession : public RedisSession {
  public:
   RecordingRedisSession(RedisSession& inner, std::filesystem::path dir);
-  Status Command(const std::vector<std::string>& argv, Deadline deadline, RedisReply& out) override;
-  Status Pipeline(const std::vector<std::vector<std::string>>& commands, Deadline deadline,
-                  std::vector<RedisReply>& out) override;
+  Status Exchange(std::span<const RedisCall> calls, Deadline deadline) override;
 
  private:
   void Record(const std::vector<std::string>& argv, const RedisReply& reply);

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     auto collector = info.factory();
     runbook::MetricSink sink;
     runbook::ScrapeContext ctx{info.name, deadline, nullptr, &recorder, &cfg->settings};
-    auto st = collector->Update(ctx, sink);
+    auto st = runbook::CollectOnce(*collector, ctx, sink);
     std::fprintf(stderr, "%-24s %s %s\n", info.name.c_str(), st.ok() ? "ok" : "FAILED", st.message.c_str());
     failures += !st.ok();
   }

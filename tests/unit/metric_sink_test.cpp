@@ -253,4 +253,35 @@ TEST_CASE("merging into a list in use overwrites it as a fresh merge would write
   CHECK(out[0].size() == 2);
 }
 
+TEST_CASE("merging a sorted run into an ordered list equals ordering the whole list") {
+  // The collectors' families, ordered; then a target's own families (a sorted run) of which one
+  // shares a name and type with a collector's (kept, after it) and one a name with another type
+  // (dropped).
+  MetricSink collectors(runbook::Labels{{"target", "t"}}), self(runbook::Labels{{"target", "t"}});
+  collectors.Add({"b_mid", MetricKind::kGauge, "B.", {}}, {}, 1);
+  collectors.Add({"d_last", MetricKind::kGauge, "D.", {}}, {}, 1);
+  collectors.Add(kUp, {}, 1);
+  MetricDesc up_counter = kUp;
+  up_counter.kind = MetricKind::kCounter;
+  self.Add({"a_first", MetricKind::kGauge, "A.", {}}, {}, 2);
+  self.Add({"b_mid", MetricKind::kGauge, "B.", {"k"}}, {"v"}, 2);
+  self.Add({"c_between", MetricKind::kGauge, "C.", {}}, {}, 2);
+  self.Add(up_counter, {}, 2);
+  self.Add({"zz_after", MetricKind::kGauge, "Z.", {}}, {}, 2);
+  auto c = collectors.Take(), s = self.Take();
+  std::vector<const runbook::SampleFamily*> merged, whole;
+  for (const auto& f : c) merged.push_back(&f);
+  CHECK(runbook::OrderForMerge(merged) == 0);
+  const std::size_t ordered = merged.size();
+  for (const auto& f : s) merged.push_back(&f);
+  whole = merged;
+  CHECK(runbook::OrderForMerge(merged, ordered) == 1);
+  CHECK(runbook::OrderForMerge(whole) == 1);
+  CHECK(merged == whole);
+  std::vector<std::string> names;
+  for (const auto* f : merged) names.push_back(f->name + (f->label_names.size() > 1 ? "{k}" : ""));
+  CHECK(names ==
+        std::vector<std::string>{"a_first", "b_mid", "b_mid{k}", "c_between", "d_last", "pg_up", "zz_after"});
+}
+
 }  // namespace metric_sink_test

@@ -34,7 +34,7 @@ Run Collect(testing::FixtureRedisSession& session, const TargetSettings& setting
   const auto* info = FindCollector(TargetKind::kRedis, collector);
   REQUIRE(info);
   Run r;
-  r.status = info->factory()->Update(ctx, sink);
+  r.status = CollectOnce(*info->factory(), ctx, sink);
   for (const auto& e : sink.errors()) FAIL_CHECK(e);
   r.text = testing::Exposition(sink.Take());
   return r;
@@ -202,7 +202,7 @@ TEST_CASE("redis config: io-threads, and databases shared for the info collector
   ScrapeContext ctx{"t", std::chrono::steady_clock::now() + std::chrono::seconds(5), nullptr, &session,
                     &settings};
   ctx.shared = &shared;
-  auto st = FindCollector(TargetKind::kRedis, "config")->factory()->Update(ctx, sink);
+  auto st = CollectOnce(*FindCollector(TargetKind::kRedis, "config")->factory(), ctx, sink);
   REQUIRE_MESSAGE(st.ok(), st.message);
   CHECK(session.round_trips() == 1);  // both CONFIG GETs in one pipeline
   CHECK(shared.at("redis.databases") == 16);
@@ -211,7 +211,7 @@ TEST_CASE("redis config: io-threads, and databases shared for the info collector
 
   // A server without io-threads (an empty array) gives no sample and no error.
   session.SetReply({"CONFIG", "GET", "io-threads"}, {RedisReply::Type::kArray, {}, 0, {}});
-  auto st2 = FindCollector(TargetKind::kRedis, "config")->factory()->Update(ctx, sink);
+  auto st2 = CollectOnce(*FindCollector(TargetKind::kRedis, "config")->factory(), ctx, sink);
   CHECK(st2.ok());
   CHECK(sink.errors().empty());
   CHECK(testing::Exposition(sink.Take()).find("io_threads") == std::string::npos);

@@ -414,7 +414,7 @@ TEST_CASE("a family published with two types is kept once and the dropped sample
 namespace {
 std::string RenderedText(const TargetSnapshot& snap) {
   std::string out;
-  for (const auto& f : snap.rendered) out += f.header + f.body;
+  for (const auto& f : snap.Rendered()) out += f.header + f.body;
   return out;
 }
 }  // namespace
@@ -440,7 +440,7 @@ TEST_CASE("snapshots reuse old buffers without touching one a reader still holds
     auto snap = rt.Snapshot();
     const std::string text = testing::Exposition(snap->families);
     CHECK(RenderedText(*snap) == text);
-    CHECK(RenderFamilies(snap->families).size() == snap->rendered.size());
+    CHECK(RenderFamilies(snap->families).size() == snap->Rendered().size());
     texts.push_back(text);
   };
   s.family = "renamed_family";
@@ -467,6 +467,25 @@ TEST_CASE("snapshots reuse old buffers without touching one a reader still holds
   CHECK(Contains(texts[4], "fake_fast{label=\"w\",target=\"t\"} 1\n"));
   CHECK_FALSE(Contains(texts[4], "renamed_family"));
   CHECK(Contains(texts[5], "runbook_exporter_collections_total{target=\"t\"} 7\n"));
+}
+
+TEST_CASE("a snapshot is rendered once, by whichever reader asks first") {
+  FakeWorld world;
+  Script s;
+  std::vector<CollectorInfo> registry{Info(s, "fast", Tier::kFast)};
+  TargetRuntime rt(
+      Target("t", {"fast"}), [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); },
+      registry);
+  for (int round = 0; round < 3; ++round) {
+    rt.Collect();  // the previous snapshot, never read, goes back to the target unrendered
+    auto snap = rt.Snapshot();
+    std::vector<const std::vector<RenderedFamily>*> seen(4);
+    std::vector<std::thread> readers;
+    for (auto& out : seen) readers.emplace_back([&snap, &out] { out = &snap->Rendered(); });
+    for (auto& t : readers) t.join();
+    for (const auto* r : seen) CHECK(r == seen[0]);
+    CHECK(RenderedText(*snap) == testing::Exposition(snap->families));
+  }
 }
 
 }  // namespace target_runtime_test
