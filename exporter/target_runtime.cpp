@@ -275,6 +275,7 @@ void TargetRuntime::Collect() {
         }
       }
     }
+    if (ctx.reconnect && status.ok()) conn_->Disconnect();
   }
   if (!status.ok()) {
     merge_.clear();

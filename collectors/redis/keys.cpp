@@ -157,6 +157,7 @@ class KeysCollector final : public Collector {
     if (current != s.redis_db && ctx.redis) {
       RedisReply r;
       auto back = ctx.redis->Command({"SELECT", std::to_string(s.redis_db)}, ctx.deadline, r);
+      if (!back.ok()) ctx.reconnect = true;
       if (status.ok()) status = back;
     }
     return status;

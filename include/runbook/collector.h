@@ -60,6 +60,10 @@ struct ScrapeContext {
   // target keeps them between collections and clears them when its connection is lost, so a
   // value stays as fresh as the slow-tier output it came with. Null: nothing is shared.
   std::map<std::string, double, std::less<>>* shared = nullptr;
+  // Set by a collector that leaves the session in a state it could not undo (the Redis key checks
+  // when the SELECT back to the target's database is refused): the target drops its connection
+  // after this collection, so the next one starts from a fresh, correctly set up session.
+  bool reconnect = false;
   static const TargetSettings kDefaultSettings;
 
   bool Expired() const { return std::chrono::steady_clock::now() >= deadline; }

@@ -54,7 +54,7 @@ struct Target {
   FixtureConnection* conn = nullptr;
   std::unique_ptr<TargetRuntime> rt;
 
-  Target() {
+  explicit Target(std::vector<RedisKeyCheck> extra_keys = {}) {
     TargetConfig cfg;
     cfg.kind = TargetKind::kRedis;
     cfg.name = "t";
@@ -64,6 +64,7 @@ struct Target {
       if (info.kind == TargetKind::kRedis) cfg.collectors.insert(info.name);
     for (const auto& c : testing::LoadRedisSettings(Dir()).redis_keys)
       if (c.db == 0) cfg.settings.redis_keys.push_back(c);
+    for (auto& c : extra_keys) cfg.settings.redis_keys.push_back(std::move(c));
     rt = std::make_unique<TargetRuntime>(cfg, [this](const TargetConfig&) {
       auto c = std::make_unique<FixtureConnection>(session);
       conn = c.get();
@@ -184,6 +185,29 @@ TEST_CASE("redis a connection lost in the shared round trip fails the target wit
   CHECK_FALSE(t.conn->connected());
   CHECK(t.session.round_trips() == 1);  // nothing more was sent once the connection was lost
   CHECK(Contains(t.Text(), "runbook_exporter_target_error{reason=\"timeout\",target=\"t\"} 1\n"));
+}
+
+TEST_CASE("redis a refused SELECT back to the target's database makes the target reconnect") {
+  // A key check in database 3: SELECT 3 works, the SELECT back to 0 is refused (an ACL changed
+  // meanwhile), which would leave every later command of the session in database 3.
+  RedisKeyCheck other;
+  other.db = 3;
+  other.key = "elsewhere";
+  Target t({other});
+  t.session.SetReply({"SELECT", "3"}, {RedisReply::Type::kStatus, "OK", 0, {}});
+  t.session.SetReply({"TYPE", "elsewhere"}, {RedisReply::Type::kStatus, "none", 0, {}});
+  t.session.SetReply({"SELECT", "0"}, {RedisReply::Type::kError,
+                                       "NOPERM this user has no permissions to access one of the "
+                                       "databases used in this command",
+                                       0,
+                                       {}});
+  t.rt->Collect();
+  CHECK_FALSE(t.Report("keys").success);
+  CHECK(Contains(t.Report("keys").error, "NOPERM"));
+  CHECK(t.rt->Snapshot()->up);  // the other collectors' figures are good
+  CHECK_FALSE(t.conn->connected());
+  t.rt->Collect();
+  CHECK(t.conn->connects == 2);
 }
 
 namespace {
