@@ -267,16 +267,26 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   m.by_source[source] = std::move(present);
 }
 
-void SeriesStore::Append(const LabelSet& metric_in, TimestampMs t, double v) {
+void SeriesStore::Append(const LabelSet& metric, TimestampMs t, double v) {
+  AppendRef(0, metric, t, v);
+}
+
+std::uint64_t SeriesStore::AppendRef(std::uint64_t ref, const LabelSet& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
+  auto& series = impl_->series;
+  if (ref != 0 && ref <= series.size() && series[ref - 1].metric.SameAs(metric_in) && !metric_in.empty()) {
+    series[ref - 1].Append(t, v);
+    return ref;
+  }
   Id id;
   if (IsCanonical(metric_in)) {
     impl_->FindOrCreate(metric_in, &id).Append(t, v);
-    return;
+    return std::uint64_t(id) + 1;
   }
   Labels metric = metric_in;
   CanonicalLabels(metric);
   impl_->FindOrCreate(metric, &id).Append(t, v);
+  return std::uint64_t(id) + 1;
 }
 
 void SeriesStore::Compact(TimestampMs now) {
