@@ -40,9 +40,22 @@ void SetLabel(Labels& l, const std::string& name, const std::string& value) {
 
 struct Output {
   LabelSet metric;
+  std::uint64_t hash = 0;  // metric.hash(), kept here so that sorting reads no shared set
   std::uint64_t source_hash = 0;
   std::uint64_t ref = 0;
 };
+
+// Indexes of `out` by hash, comparing strings only on equal hashes (meta[k].hash is
+// out[k].metric.hash()).
+std::vector<std::uint32_t> HashOrder(const promql::Vector& out, const std::vector<Output>& meta) {
+  std::vector<std::uint32_t> order(out.size());
+  std::iota(order.begin(), order.end(), std::uint32_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    if (meta[a].hash != meta[b].hash) return meta[a].hash < meta[b].hash;
+    return !out[a].metric.SameAs(out[b].metric) && out[a].metric.get() < out[b].metric.get();
+  });
+  return order;
+}
 
 struct RuleState {
   RuleDef def;
@@ -53,7 +66,7 @@ struct RuleState {
   std::string last_error;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
-  // Last round's output series, ByHash order, unique: with the hash of the query result's label
+  // Last round's output series, HashOrder, unique: with the hash of the query result's label
   // set each came from (0: not from one, as ALERTS) and the appender's reference to it.
   std::vector<Output> prev_series;
   // (source hash, index into prev_series), by source hash: a recording rule's query result whose
@@ -62,14 +75,11 @@ struct RuleState {
   std::vector<promql::Sample> alert_series;
 };
 
-// An order that compares strings only on equal hashes.
-std::weak_ordering Compare(const LabelSet& a, const LabelSet& b) {
-  if (a.hash() != b.hash()) return a.hash() <=> b.hash();
+// HashOrder's order of two sets, given their hashes.
+std::weak_ordering Compare(const LabelSet& a, std::uint64_t a_hash, const LabelSet& b, std::uint64_t b_hash) {
+  if (a_hash != b_hash) return a_hash <=> b_hash;
   if (a.SameAs(b)) return std::weak_ordering::equivalent;
   return a.get() <=> b.get();
-}
-bool ByHash(const LabelSet& a, const LabelSet& b) {
-  return Compare(a, b) < 0;
 }
 
 // Whether a recording rule turns `source` into `output`: equal but for __name__ and the rule's
@@ -134,15 +144,14 @@ struct RuleGroup::Impl {
     };
   }
 
-  // meta gets each output's source hash and, for one produced last round, its reference.
+  // meta gets each output's hash, source hash and, for one produced last round, its reference;
+  // order the outputs' HashOrder.
   std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out,
-                                           std::vector<Output>& meta) {
+                                           std::vector<Output>& meta, std::vector<std::uint32_t>& order) {
     auto res = Query(*r.def.expr, ts);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
     meta.assign(out.size(), Output{});
-    std::vector<const LabelSet*> seen;
-    seen.reserve(out.size());
     for (std::size_t k = 0; k < out.size(); ++k) {
       auto& s = out[k];
       const std::uint64_t h = s.metric.hash();
@@ -164,11 +173,12 @@ struct RuleGroup::Impl {
         s.metric = std::move(metric);
       }
       s.t = ts;
-      seen.push_back(&s.metric);
+      meta[k].hash = s.metric.hash();
     }
-    std::sort(seen.begin(), seen.end(), [](const LabelSet* a, const LabelSet* b) { return ByHash(*a, *b); });
-    if (std::adjacent_find(seen.begin(), seen.end(),
-                           [](const LabelSet* a, const LabelSet* b) { return *a == *b; }) != seen.end()) {
+    order = HashOrder(out, meta);
+    if (std::adjacent_find(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+          return meta[a].hash == meta[b].hash && out[a].metric == out[b].metric;
+        }) != order.end()) {
       return std::string("vector contains metrics with the same labelset after applying rule labels");
     }
     if (def.limit > 0 && int(out.size()) > def.limit) {
@@ -326,11 +336,12 @@ void RuleGroup::Eval(TimestampMs ts) {
     auto start = std::chrono::steady_clock::now();
     promql::Vector out;
     std::vector<Output> meta;
+    std::vector<std::uint32_t> order;
     std::optional<std::string> error;
     if (!r.def.expr) {
       error = "rule has no parsed expression";
     } else if (r.def.kind == RuleDef::Kind::kRecording) {
-      error = g.EvalRecording(r, ts, out, meta);
+      error = g.EvalRecording(r, ts, out, meta, order);
     } else {
       error = g.EvalAlerting(r, ts, out);
     }
@@ -348,20 +359,22 @@ void RuleGroup::Eval(TimestampMs ts) {
       g.SendAlerts(r, ts);
       r.alert_series = out;
     }
-    meta.resize(out.size());
-    // The output sorted by hash, merged with last round's: series gone since get a staleness
+    if (meta.size() != out.size()) {
+      meta.assign(out.size(), Output{});
+      for (std::size_t k = 0; k < out.size(); ++k) meta[k].hash = out[k].metric.hash();
+      order = HashOrder(out, meta);
+    }
+    // The output in HashOrder, merged with last round's: series gone since get a staleness
     // marker, and a set equal to last round's is replaced by that one, which the store already
     // holds (its lookup then compares pointers, not strings), and keeps its reference.
-    std::vector<std::size_t> order(out.size());
-    std::iota(order.begin(), order.end(), std::size_t(0));
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return ByHash(out[a].metric, out[b].metric); });
     std::vector<const Output*> gone;
     std::size_t i = 0;
     bool matched = false;
     for (std::size_t j = 0; i < r.prev_series.size();) {
-      const auto c = j < order.size() ? Compare(r.prev_series[i].metric, out[order[j]].metric)
-                                      : std::weak_ordering::less;
+      const Output& prev = r.prev_series[i];
+      const auto c = j < order.size()
+                         ? Compare(prev.metric, prev.hash, out[order[j]].metric, meta[order[j]].hash)
+                         : std::weak_ordering::less;
       if (c == 0) {
         out[order[j]].metric = r.prev_series[i].metric;
         meta[order[j++]].ref = r.prev_series[i].ref;
@@ -382,9 +395,10 @@ void RuleGroup::Eval(TimestampMs ts) {
     }
     std::vector<Output> returned;
     returned.reserve(out.size());
-    for (std::size_t k : order) {
-      if (returned.empty() || Compare(returned.back().metric, out[k].metric) != 0)
-        returned.push_back({std::move(out[k].metric), meta[k].source_hash, meta[k].ref});
+    for (std::uint32_t k : order) {
+      if (returned.empty() ||
+          Compare(returned.back().metric, returned.back().hash, out[k].metric, meta[k].hash) != 0)
+        returned.push_back({std::move(out[k].metric), meta[k].hash, meta[k].source_hash, meta[k].ref});
     }
     r.prev_series = std::move(returned);
     r.by_source.clear();
