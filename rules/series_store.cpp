@@ -404,11 +404,14 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
     const auto pts = s.points();
     if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
-    // Mostly the whole history lies in the window: no search.
-    auto hi = pts.back().t <= maxt
-                  ? pts.end()
-                  : std::upper_bound(pts.begin(), pts.end(), maxt,
-                                     [](TimestampMs t, const promql::Point& p) { return t < p.t; });
+    // Mostly the window ends at or just before the newest point (a group evaluates at its slot,
+    // before the next collection): a few steps back read the cache line already loaded, where a
+    // binary search would touch a new line per probe.
+    auto hi = pts.end();
+    for (int back = 0; back < 3 && hi != pts.begin() && std::prev(hi)->t > maxt; ++back) --hi;
+    if (hi != pts.begin() && std::prev(hi)->t > maxt)
+      hi = std::upper_bound(pts.begin(), hi, maxt,
+                            [](TimestampMs t, const promql::Point& p) { return t < p.t; });
     auto lo = pts.front().t >= mint
                   ? pts.begin()
                   : std::lower_bound(pts.begin(), hi, mint,
