@@ -38,6 +38,25 @@ void SetLabel(Labels& l, const std::string& name, const std::string& value) {
            {name, value});
 }
 
+struct Output {
+  LabelSet metric;
+  std::uint64_t hash = 0;  // metric.hash(), kept here so that sorting reads no shared set
+  std::uint64_t source_hash = 0;
+  std::uint64_t ref = 0;
+};
+
+// Indexes of `out` by hash, comparing strings only on equal hashes (meta[k].hash is
+// out[k].metric.hash()).
+std::vector<std::uint32_t> HashOrder(const promql::Vector& out, const std::vector<Output>& meta) {
+  std::vector<std::uint32_t> order(out.size());
+  std::iota(order.begin(), order.end(), std::uint32_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    if (meta[a].hash != meta[b].hash) return meta[a].hash < meta[b].hash;
+    return !out[a].metric.SameAs(out[b].metric) && out[a].metric.get() < out[b].metric.get();
+  });
+  return order;
+}
+
 struct RuleState {
   RuleDef def;
   std::vector<AlertTemplate> label_templates, annotation_templates;  // parsed once, as def's
@@ -47,18 +66,40 @@ struct RuleState {
   std::string last_error;
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
-  std::vector<LabelSet> prev_series;  // ByHash order, unique
+  // Last round's output series, HashOrder, unique: with the hash of the query result's label
+  // set each came from (0: not from one, as ALERTS) and the appender's reference to it.
+  std::vector<Output> prev_series;
+  // (source hash, index into prev_series), by source hash: a recording rule's query result whose
+  // labels produced an output last round maps to it again without building it anew.
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> by_source;
   std::vector<promql::Sample> alert_series;
 };
 
-// An order that compares strings only on equal hashes.
-std::weak_ordering Compare(const LabelSet& a, const LabelSet& b) {
-  if (a.hash() != b.hash()) return a.hash() <=> b.hash();
+// HashOrder's order of two sets, given their hashes.
+std::weak_ordering Compare(const LabelSet& a, std::uint64_t a_hash, const LabelSet& b, std::uint64_t b_hash) {
+  if (a_hash != b_hash) return a_hash <=> b_hash;
   if (a.SameAs(b)) return std::weak_ordering::equivalent;
   return a.get() <=> b.get();
 }
-bool ByHash(const LabelSet& a, const LabelSet& b) {
-  return Compare(a, b) < 0;
+
+// Whether a recording rule turns `source` into `output`: equal but for __name__ and the rule's
+// labels, which the rule sets (output was built by this rule, so those are the rule's).
+bool RecordsAs(const Labels& source, const Labels& output, const RuleDef& r) {
+  auto set_by_rule = [&](const std::string& name) {
+    if (name == "__name__") return true;
+    for (const auto& l : r.labels)
+      if (l.first == name) return true;
+    return false;
+  };
+  auto i = source.begin(), j = output.begin();
+  while (true) {
+    while (i != source.end() && set_by_rule(i->first)) ++i;
+    while (j != output.end() && set_by_rule(j->first)) ++j;
+    if (i == source.end() || j == output.end()) return i == source.end() && j == output.end();
+    if (*i != *j) return false;
+    ++i;
+    ++j;
+  }
 }
 
 std::string NameAndLabels(const RuleDef& r) {
@@ -103,23 +144,41 @@ struct RuleGroup::Impl {
     };
   }
 
-  std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out) {
+  // meta gets each output's hash, source hash and, for one produced last round, its reference;
+  // order the outputs' HashOrder.
+  std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out,
+                                           std::vector<Output>& meta, std::vector<std::uint32_t>& order) {
     auto res = Query(*r.def.expr, ts);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
-    std::vector<const LabelSet*> seen;
-    seen.reserve(out.size());
-    for (auto& s : out) {
-      Labels metric = s.metric;
-      SetLabel(metric, "__name__", r.def.name);
-      for (const auto& [k, v] : r.def.labels) SetLabel(metric, k, v);
-      s.metric = std::move(metric);
+    meta.assign(out.size(), Output{});
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      auto& s = out[k];
+      const std::uint64_t h = s.metric.hash();
+      meta[k].source_hash = h;
+      bool known = false;
+      auto it = std::lower_bound(r.by_source.begin(), r.by_source.end(), std::make_pair(h, std::uint32_t(0)));
+      for (; !known && it != r.by_source.end() && it->first == h; ++it) {
+        const Output& prev = r.prev_series[it->second];
+        if (RecordsAs(s.metric, prev.metric, r.def)) {
+          s.metric = prev.metric;
+          meta[k].ref = prev.ref;
+          known = true;
+        }
+      }
+      if (!known) {
+        Labels metric = s.metric;
+        SetLabel(metric, "__name__", r.def.name);
+        for (const auto& [name, v] : r.def.labels) SetLabel(metric, name, v);
+        s.metric = std::move(metric);
+      }
       s.t = ts;
-      seen.push_back(&s.metric);
+      meta[k].hash = s.metric.hash();
     }
-    std::sort(seen.begin(), seen.end(), [](const LabelSet* a, const LabelSet* b) { return ByHash(*a, *b); });
-    if (std::adjacent_find(seen.begin(), seen.end(),
-                           [](const LabelSet* a, const LabelSet* b) { return *a == *b; }) != seen.end()) {
+    order = HashOrder(out, meta);
+    if (std::adjacent_find(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+          return meta[a].hash == meta[b].hash && out[a].metric == out[b].metric;
+        }) != order.end()) {
       return std::string("vector contains metrics with the same labelset after applying rule labels");
     }
     if (def.limit > 0 && int(out.size()) > def.limit) {
@@ -276,11 +335,13 @@ void RuleGroup::Eval(TimestampMs ts) {
   for (auto& r : g.rules) {
     auto start = std::chrono::steady_clock::now();
     promql::Vector out;
+    std::vector<Output> meta;
+    std::vector<std::uint32_t> order;
     std::optional<std::string> error;
     if (!r.def.expr) {
       error = "rule has no parsed expression";
     } else if (r.def.kind == RuleDef::Kind::kRecording) {
-      error = g.EvalRecording(r, ts, out);
+      error = g.EvalRecording(r, ts, out, meta, order);
     } else {
       error = g.EvalAlerting(r, ts, out);
     }
@@ -298,21 +359,25 @@ void RuleGroup::Eval(TimestampMs ts) {
       g.SendAlerts(r, ts);
       r.alert_series = out;
     }
-    // The output sorted by hash, merged with last round's: series gone since get a staleness
+    if (meta.size() != out.size()) {
+      meta.assign(out.size(), Output{});
+      for (std::size_t k = 0; k < out.size(); ++k) meta[k].hash = out[k].metric.hash();
+      order = HashOrder(out, meta);
+    }
+    // The output in HashOrder, merged with last round's: series gone since get a staleness
     // marker, and a set equal to last round's is replaced by that one, which the store already
-    // holds (its lookup then compares pointers, not strings).
-    std::vector<std::size_t> order(out.size());
-    std::iota(order.begin(), order.end(), std::size_t(0));
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return ByHash(out[a].metric, out[b].metric); });
-    std::vector<const LabelSet*> gone;
+    // holds (its lookup then compares pointers, not strings), and keeps its reference.
+    std::vector<const Output*> gone;
     std::size_t i = 0;
     bool matched = false;
     for (std::size_t j = 0; i < r.prev_series.size();) {
-      const auto c =
-          j < order.size() ? Compare(r.prev_series[i], out[order[j]].metric) : std::weak_ordering::less;
+      const Output& prev = r.prev_series[i];
+      const auto c = j < order.size()
+                         ? Compare(prev.metric, prev.hash, out[order[j]].metric, meta[order[j]].hash)
+                         : std::weak_ordering::less;
       if (c == 0) {
-        out[order[j++]].metric = r.prev_series[i];
+        out[order[j]].metric = r.prev_series[i].metric;
+        meta[order[j++]].ref = r.prev_series[i].ref;
         matched = true;
       } else if (c > 0) {
         ++j;
@@ -323,16 +388,24 @@ void RuleGroup::Eval(TimestampMs ts) {
       }
     }
     if (g.opts->appender) {
-      for (const auto& s : out) g.opts->appender->Append(s.metric, ts, s.v);
-      for (const auto* prev : gone) g.opts->appender->Append(*prev, ts, promql::StaleMarker());
+      for (std::size_t k = 0; k < out.size(); ++k)
+        meta[k].ref = g.opts->appender->AppendRef(meta[k].ref, out[k].metric, ts, out[k].v);
+      for (const auto* prev : gone)
+        g.opts->appender->AppendRef(prev->ref, prev->metric, ts, promql::StaleMarker());
     }
-    std::vector<LabelSet> returned;
+    std::vector<Output> returned;
     returned.reserve(out.size());
-    for (std::size_t k : order) {
-      if (returned.empty() || Compare(returned.back(), out[k].metric) != 0)
-        returned.push_back(std::move(out[k].metric));
+    for (std::uint32_t k : order) {
+      if (returned.empty() ||
+          Compare(returned.back().metric, returned.back().hash, out[k].metric, meta[k].hash) != 0)
+        returned.push_back({std::move(out[k].metric), meta[k].hash, meta[k].source_hash, meta[k].ref});
     }
     r.prev_series = std::move(returned);
+    r.by_source.clear();
+    for (std::size_t k = 0; k < r.prev_series.size(); ++k)
+      if (r.prev_series[k].source_hash != 0)
+        r.by_source.emplace_back(r.prev_series[k].source_hash, std::uint32_t(k));
+    std::sort(r.by_source.begin(), r.by_source.end());
   }
   for (const auto& s : g.stale_series) {
     if (g.opts->appender) g.opts->appender->Append(s, ts, promql::StaleMarker());
@@ -356,7 +429,9 @@ void RuleGroup::CopyState(RuleGroup& old) {
     if (indexes.empty()) continue;
     RuleState& f = from.rules[indexes.front()];
     indexes.erase(indexes.begin());
+    // Same name and labels: the same source labels record as the same output series.
     r.prev_series = f.prev_series;
+    r.by_source = f.by_source;
     if (r.def.kind == RuleDef::Kind::kAlerting && f.def.kind == RuleDef::Kind::kAlerting) {
       r.active = f.active;
       r.alert_series = f.alert_series;
@@ -365,7 +440,7 @@ void RuleGroup::CopyState(RuleGroup& old) {
   g.stale_series = from.stale_series;
   for (const auto& [name, indexes] : by_name) {
     for (std::size_t i : indexes) {
-      for (const auto& s : from.rules[i].prev_series) g.stale_series.push_back(s);
+      for (const auto& s : from.rules[i].prev_series) g.stale_series.push_back(s.metric);
     }
   }
 }

@@ -1,7 +1,10 @@
 #include "runbook/series_store.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <span>
 #include <unordered_map>
@@ -14,14 +17,35 @@ namespace {
 using Id = promql::Postings::Id;
 constexpr Id kNoSource = ~Id(0);
 
-// What Select reads (metric, keep_ms, the inline points) comes first, within 64 bytes.
-struct StoredSeries {
+// One cache line: what Select reads (labels, retention, points inline or where they lie) and
+// the owning source. Series without a retention keep their newest two points inline (a
+// separate allocation cost a cache miss per series); with one, a buffer holds the points back
+// to keep_ms + the lookback.
+struct alignas(64) StoredSeries {
   LabelSet metric;  // sorted; empty for a free slot
   TimestampMs keep_ms = 0;
 
+  StoredSeries() = default;
+  StoredSeries(const StoredSeries&) = delete;
+  StoredSeries& operator=(const StoredSeries&) = delete;
+  StoredSeries(StoredSeries&& o) noexcept { *this = std::move(o); }
+  StoredSeries& operator=(StoredSeries&& o) noexcept {
+    if (this == &o) return *this;
+    FreeHistory();
+    metric = std::move(o.metric);
+    keep_ms = o.keep_ms;
+    pts_ = o.pts_;
+    n_recent_ = o.n_recent_;
+    source = o.source;
+    o.keep_ms = 0;  // o no longer owns the buffer
+    o.n_recent_ = 0;
+    return *this;
+  }
+  ~StoredSeries() { FreeHistory(); }
+
   std::span<const promql::Point> points() const {
-    return keep_ms == 0 ? std::span<const promql::Point>(recent, n_recent)
-                        : std::span<const promql::Point>(history);
+    return keep_ms == 0 ? std::span<const promql::Point>(pts_.recent, n_recent_)
+                        : std::span<const promql::Point>(pts_.history.data, pts_.history.size);
   }
   bool empty() const { return points().empty(); }
   const promql::Point& back() const { return points().back(); }
@@ -30,15 +54,26 @@ struct StoredSeries {
   void Append(TimestampMs t, double v) {
     if (!empty() && back().t >= t) return;
     if (keep_ms == 0) {
-      if (n_recent == 2) recent[0] = recent[1];
-      recent[n_recent == 2 ? 1 : n_recent++] = {t, v};
+      if (n_recent_ == 2) pts_.recent[0] = pts_.recent[1];
+      pts_.recent[n_recent_ == 2 ? 1 : n_recent_++] = {t, v};
       return;
     }
-    history.push_back({t, v});
+    History& h = pts_.history;
     const TimestampMs oldest = t - keep_ms - promql::kLookbackDeltaMs;
-    std::size_t drop = 0;
-    while (drop + 1 < history.size() && history[drop].t < oldest) ++drop;
-    history.erase(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(drop));
+    std::uint32_t drop = 0;
+    while (drop < h.size && h.data[drop].t < oldest) ++drop;
+    if (drop > 0) {
+      std::memmove(h.data, h.data + drop, (h.size - drop) * sizeof(promql::Point));
+      h.size -= drop;
+    }
+    if (h.size == h.cap) {
+      const std::uint32_t cap = h.cap < 4 ? 4 : h.cap * 2;
+      auto* data = static_cast<promql::Point*>(std::realloc(h.data, cap * sizeof(promql::Point)));
+      if (!data) throw std::bad_alloc();
+      h.data = data;
+      h.cap = cap;
+    }
+    h.data[h.size++] = {t, v};
   }
 
   void SetKeep(TimestampMs keep) {
@@ -46,33 +81,55 @@ struct StoredSeries {
       keep_ms = keep;
       return;
     }
+    const auto pts = points();
     if (keep == 0) {
-      n_recent = 0;
-      for (std::size_t i = history.size() > 2 ? history.size() - 2 : 0; i < history.size(); ++i)
-        recent[n_recent++] = history[i];
-      history = {};
+      promql::Point last[2];
+      std::uint8_t n = 0;
+      for (std::size_t i = pts.size() > 2 ? pts.size() - 2 : 0; i < pts.size(); ++i) last[n++] = pts[i];
+      FreeHistory();
+      pts_.recent[0] = last[0];
+      pts_.recent[1] = last[1];
+      n_recent_ = n;
     } else {
-      history.assign(recent, recent + n_recent);
-      n_recent = 0;
+      History h{nullptr, 0, 0};
+      if (!pts.empty()) {
+        h.cap = 4;
+        h.data = static_cast<promql::Point*>(std::malloc(h.cap * sizeof(promql::Point)));
+        if (!h.data) throw std::bad_alloc();
+        for (const auto& p : pts) h.data[h.size++] = p;
+      }
+      pts_.history = h;
+      n_recent_ = 0;
     }
     keep_ms = keep;
   }
 
-  std::size_t heap_bytes() const { return history.capacity() * sizeof(promql::Point) + metric.heap_bytes(); }
+  std::size_t heap_bytes() const {
+    return (keep_ms != 0 ? pts_.history.cap * sizeof(promql::Point) : 0) + metric.heap_bytes();
+  }
 
  private:
-  // Series without a retention keep their newest two points inline: Select then finds them in
-  // the cache line it already read (a separate allocation cost a cache miss per series).
-  promql::Point recent[2];
-  std::uint8_t n_recent = 0;
+  struct History {
+    promql::Point* data;
+    std::uint32_t size, cap;
+  };
+  union Points {
+    Points() : history{nullptr, 0, 0} {}
+    promql::Point recent[2];  // keep_ms == 0
+    History history;          // keep_ms != 0; malloc'ed
+  };
+  void FreeHistory() {
+    if (keep_ms != 0) std::free(pts_.history.data);
+    keep_ms = 0;
+    pts_.history = {nullptr, 0, 0};
+  }
+  Points pts_;
+  std::uint8_t n_recent_ = 0;
 
  public:
   Id source = kNoSource;
-  std::uint64_t seen = 0;  // the last Ingest/Retire pass that handled this series
-
- private:
-  std::vector<promql::Point> history;  // with a retention: back to keep_ms + the lookback
 };
+static_assert(sizeof(StoredSeries) == 64);
 
 // Series ids by LabelsHash: open addressing with linear probing (node-based maps cost a cache
 // miss per lookup at this size). Equal hashes are told apart by the caller.
@@ -144,6 +201,7 @@ bool MatchesAll(const std::vector<const promql::Matcher*>& matchers, const Label
 
 struct SeriesStore::Impl {
   std::vector<StoredSeries> series;  // by id
+  std::vector<std::uint64_t> seen;   // by id: the last Ingest/Retire pass that handled the series
   std::vector<Id> free_ids;
   IdTable ids;
   promql::Postings postings;
@@ -180,6 +238,7 @@ struct SeriesStore::Impl {
     if (free_ids.empty()) {
       id = static_cast<Id>(series.size());
       series.emplace_back();
+      seen.push_back(0);
     } else {
       id = free_ids.back();
       free_ids.pop_back();
@@ -198,6 +257,7 @@ struct SeriesStore::Impl {
     ids.Erase(LabelsHash(s.metric), id);
     postings.Remove(id, s.metric);
     s = StoredSeries{};
+    seen[id] = 0;
     free_ids.push_back(id);
   }
 
@@ -213,8 +273,8 @@ struct SeriesStore::Impl {
     if (it == by_source.end()) return;
     for (Id id : it->second) {
       StoredSeries& s = series[id];
-      if (s.metric.empty() || s.source != source || s.seen == pass) continue;
-      s.seen = pass;
+      if (s.metric.empty() || s.source != source || seen[id] == pass) continue;
+      seen[id] = pass;
       if (!s.empty() && !promql::IsStaleMarker(s.back().v)) s.Append(t, promql::StaleMarker());
       if (Expired(s, t)) {
         Delete(id);
@@ -258,8 +318,8 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
     StoredSeries& s = *hit;
     s.source = source;
     s.Append(t, sample.value);
-    if (s.seen != pass) {
-      s.seen = pass;
+    if (m.seen[id] != pass) {
+      m.seen[id] = pass;
       present.push_back(id);
     }
   }
@@ -267,16 +327,26 @@ void SeriesStore::Ingest(std::string_view source_name, TimestampMs t,
   m.by_source[source] = std::move(present);
 }
 
-void SeriesStore::Append(const LabelSet& metric_in, TimestampMs t, double v) {
+void SeriesStore::Append(const LabelSet& metric, TimestampMs t, double v) {
+  AppendRef(0, metric, t, v);
+}
+
+std::uint64_t SeriesStore::AppendRef(std::uint64_t ref, const LabelSet& metric_in, TimestampMs t, double v) {
   std::unique_lock lock(mu_);
+  auto& series = impl_->series;
+  if (ref != 0 && ref <= series.size() && series[ref - 1].metric.SameAs(metric_in) && !metric_in.empty()) {
+    series[ref - 1].Append(t, v);
+    return ref;
+  }
   Id id;
   if (IsCanonical(metric_in)) {
     impl_->FindOrCreate(metric_in, &id).Append(t, v);
-    return;
+    return std::uint64_t(id) + 1;
   }
   Labels metric = metric_in;
   CanonicalLabels(metric);
   impl_->FindOrCreate(metric, &id).Append(t, v);
+  return std::uint64_t(id) + 1;
 }
 
 void SeriesStore::Compact(TimestampMs now) {
@@ -316,7 +386,7 @@ SeriesStore::Stats SeriesStore::stats() const {
     if (s.metric.empty()) continue;
     ++st.series;
     st.samples += s.points().size();
-    st.bytes += sizeof(StoredSeries) + s.heap_bytes();
+    st.bytes += sizeof(StoredSeries) + sizeof(std::uint64_t) + s.heap_bytes();  // with its `seen`
   }
   if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
   return st;
@@ -334,11 +404,14 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
     const auto pts = s.points();
     if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
-    // Mostly the whole history lies in the window: no search.
-    auto hi = pts.back().t <= maxt
-                  ? pts.end()
-                  : std::upper_bound(pts.begin(), pts.end(), maxt,
-                                     [](TimestampMs t, const promql::Point& p) { return t < p.t; });
+    // Mostly the window ends at or just before the newest point (a group evaluates at its slot,
+    // before the next collection): a few steps back read the cache line already loaded, where a
+    // binary search would touch a new line per probe.
+    auto hi = pts.end();
+    for (int back = 0; back < 3 && hi != pts.begin() && std::prev(hi)->t > maxt; ++back) --hi;
+    if (hi != pts.begin() && std::prev(hi)->t > maxt)
+      hi = std::upper_bound(pts.begin(), hi, maxt,
+                            [](TimestampMs t, const promql::Point& p) { return t < p.t; });
     auto lo = pts.front().t >= mint
                   ? pts.begin()
                   : std::lower_bound(pts.begin(), hi, mint,

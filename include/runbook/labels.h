@@ -44,6 +44,10 @@ class LabelSet {
   LabelSet(Labels labels)  // NOLINT: implicit, as a Labels is what callers have
       : p_(labels.empty() ? nullptr : std::make_shared<const Rep>(std::move(labels))) {}
   LabelSet(std::initializer_list<Labels::value_type> labels) : LabelSet(Labels(labels)) {}
+  // With its hash already known: `hash` must be LabelsHash(labels).
+  LabelSet(Labels labels, std::uint64_t hash) : LabelSet(std::move(labels)) {
+    if (p_) p_->hash.store(hash, std::memory_order_relaxed);
+  }
 
   const Labels& get() const { return p_ ? p_->labels : Empty(); }
   operator const Labels&() const { return get(); }  // NOLINT: reads like a Labels

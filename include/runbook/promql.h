@@ -9,6 +9,8 @@
 // Thread-safety: a parsed Expr is immutable and may be evaluated from several threads at once.
 // Evaluation only reads the Queryable; Queryable implementations say what they guarantee.
 
+#include <bit>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -28,8 +30,14 @@ inline constexpr TimestampMs kLookbackDeltaMs = 5 * 60 * 1000;
 // Prometheus' staleness marker: a NaN with a distinguished bit pattern, written when a series
 // disappears. Selectors treat a series whose newest point in the lookback window is this marker
 // as absent.
-double StaleMarker();
-bool IsStaleMarker(double v);
+// Inline: range functions test every point.
+inline constexpr std::uint64_t kStaleNaNBits = 0x7ff0000000000002ULL;
+inline double StaleMarker() {
+  return std::bit_cast<double>(kStaleNaNBits);
+}
+inline bool IsStaleMarker(double v) {
+  return std::bit_cast<std::uint64_t>(v) == kStaleNaNBits;
+}
 
 struct Point {
   TimestampMs t = 0;

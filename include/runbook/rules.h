@@ -92,6 +92,15 @@ class Appender {
   virtual ~Appender() = default;
   // `metric` is sorted; an implementation may keep the shared set itself.
   virtual void Append(const LabelSet& metric, TimestampMs t, double v) = 0;
+  // Append, returning a reference to the series that a later call may pass back as `ref` with
+  // the same shared `metric` to skip finding the series (as Prometheus' storage.SeriesRef); 0
+  // when the implementation has none. A reference whose series is gone, or that belongs to
+  // another set, must still append correctly (implementations check it and look up).
+  virtual std::uint64_t AppendRef(std::uint64_t ref, const LabelSet& metric, TimestampMs t, double v) {
+    (void)ref;
+    Append(metric, t, v);
+    return 0;
+  }
 };
 
 // Evaluates an expression at ts. The default is promql::EvalInstant over the Queryable.

@@ -58,6 +58,10 @@ class SeriesStore final : public promql::Queryable, public rules::Appender {
   // the writer is responsible for its staleness markers. Ignored when not newer than the
   // series' newest point. This makes the store the rule manager's Appender too.
   void Append(const LabelSet& metric, TimestampMs t, double v) override;
+  // The reference is the series' slot; it is used only while that slot holds this very shared
+  // set (a set kept by the caller cannot be freed and reused), so a series dropped and
+  // recreated since, or a slot reused by another series, falls back to the lookup.
+  std::uint64_t AppendRef(std::uint64_t ref, const LabelSet& metric, TimestampMs t, double v) override;
   // Drops every series that no query at or after `now` can see any more: its newest point is
   // older than its retention plus the lookback window.
   void Compact(TimestampMs now);

@@ -570,7 +570,7 @@ constexpr std::size_t kNoGroup = ~std::size_t(0);
 
 struct Group {
   Labels metric;
-  std::size_t next = kNoGroup;  // the previous group with the same hash
+  std::uint64_t hash = 0;  // LabelsHash(metric)
   double value = 0;
   double mean = 0;
   long long count = 0;
@@ -604,39 +604,58 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     if (std::isnan(p) || p < 1) return out;
     k = p >= 9.2e18 ? std::numeric_limits<long long>::max() : static_cast<long long>(p);
   }
-  // Groups by a hash of their labels (collisions chained through Group::next and told apart
-  // by comparing); `metric` is reused, so finding an existing group allocates nothing.
-  std::unordered_map<std::uint64_t, std::size_t> index;
+  // Groups by a hash of their labels in an open-addressing table of group indexes (told apart
+  // by comparing). A sample's grouping labels are picked by walking its sorted labels next to
+  // the sorted grouping list, and compared and hashed in place: only a new group copies them.
   std::vector<Group> groups;
+  std::vector<std::pair<std::uint64_t, std::size_t>> table(64, {0, kNoGroup});
+  auto insert = [&](std::uint64_t hash, std::size_t group) {
+    for (std::size_t i = hash & (table.size() - 1);; i = (i + 1) & (table.size() - 1)) {
+      if (table[i].second == kNoGroup) {
+        table[i] = {hash, group};
+        return;
+      }
+    }
+  };
+  std::vector<const Labels::value_type*> picked;
   Labels metric;
   for (auto& s : in.vector) {
-    std::size_t n = 0;
-    auto put = [&](const Labels::value_type& l) {
-      if (n < metric.size()) {
-        metric[n].first = l.first;
-        metric[n].second = l.second;
-      } else {
-        metric.push_back(l);
-      }
-      ++n;
-    };
+    picked.clear();
+    auto g_it = grouping.begin();
     for (const auto& l : s.metric) {
-      const bool listed = std::find(grouping.begin(), grouping.end(), l.first) != grouping.end();
-      if (e.without ? !listed && l.first != "__name__" : listed) put(l);
+      while (g_it != grouping.end() && *g_it < l.first) ++g_it;
+      const bool listed = g_it != grouping.end() && *g_it == l.first;
+      if (e.without ? !listed && l.first != "__name__" : listed) picked.push_back(&l);
     }
-    metric.resize(n);
     if (e.agg == AggOp::kCountValues) {
+      metric.clear();
+      for (const auto* l : picked) metric.push_back(*l);
       SetLabel(metric, value_label, FormatFloatShortest(s.v));
+      picked.clear();
+      for (const auto& l : metric) picked.push_back(&l);
     }
-    const std::uint64_t hash = LabelsHash(metric);
-    auto [it, inserted] = index.try_emplace(hash, groups.size());
-    std::size_t found = inserted ? kNoGroup : it->second;
-    while (found != kNoGroup && groups[found].metric != metric) found = groups[found].next;
+    std::uint64_t hash = 0x9e3779b97f4a7c15ULL;
+    for (const auto* l : picked) hash = HashMix(HashMix(hash, l->first), l->second);
+    if (hash == 0) hash = 1;  // as LabelsHash
+    auto same = [&](const Labels& m) {
+      if (m.size() != picked.size()) return false;
+      for (std::size_t i = 0; i < picked.size(); ++i)
+        if (m[i] != *picked[i]) return false;
+      return true;
+    };
+    std::size_t found = kNoGroup;
+    for (std::size_t i = hash & (table.size() - 1); table[i].second != kNoGroup;
+         i = (i + 1) & (table.size() - 1)) {
+      if (table[i].first == hash && same(groups[table[i].second].metric)) {
+        found = table[i].second;
+        break;
+      }
+    }
     if (found == kNoGroup) {
       Group g;
-      g.metric = metric;
-      g.next = inserted ? kNoGroup : it->second;
-      it->second = groups.size();
+      g.hash = hash;
+      g.metric.reserve(picked.size());
+      for (const auto* l : picked) g.metric.push_back(*l);
       g.value = s.v;
       g.mean = s.v;
       g.count = 1;
@@ -644,6 +663,12 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk || e.agg == AggOp::kQuantile)
         g.samples.push_back(s);
       groups.push_back(std::move(g));
+      if (groups.size() * 2 > table.size()) {
+        table.assign(table.size() * 4, {0, kNoGroup});
+        for (std::size_t k = 0; k < groups.size(); ++k) insert(groups[k].hash, k);
+      } else {
+        insert(hash, groups.size() - 1);
+      }
       continue;
     }
     Group& g = groups[found];
@@ -704,7 +729,7 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       }
       default: break;
     }
-    out.vector.push_back(Sample{std::move(g.metric), ts, v});
+    out.vector.push_back(Sample{LabelSet(std::move(g.metric), g.hash), ts, v});
   }
   return out;
 }

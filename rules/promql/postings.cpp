@@ -76,6 +76,20 @@ std::optional<Postings::Candidates> Postings::Select(const std::vector<Matcher>&
                           std::back_inserter(next));
     out.ids = std::move(next);
   }
+  // `x!="v"` is every series but those with x="v": subtracting that list settles it.
+  std::erase_if(out.unchecked, [&](const Matcher* m) {
+    if (m->op() != Matcher::Op::kNotEqual || m->value().empty()) return false;
+    auto name = index_.find(m->name());
+    if (name == index_.end()) return true;
+    auto value = name->second.find(m->value());
+    if (value == name->second.end()) return true;
+    std::vector<Id> rest;
+    rest.reserve(out.ids.size());
+    std::set_difference(out.ids.begin(), out.ids.end(), value->second.begin(), value->second.end(),
+                        std::back_inserter(rest));
+    out.ids = std::move(rest);
+    return true;
+  });
   return out;
 }
 

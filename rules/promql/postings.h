@@ -6,7 +6,8 @@
 // Select() narrows by the matchers that cannot match an empty value (`x="v"`, `x=~"a|b"`,
 // `x!=""`): a series lacking such a label cannot match. Matchers that match the empty value
 // (`x=""`, `x!="v"`, `x!~"..."`) also match series without the label, so they never narrow;
-// callers check those (Candidates::unchecked) on each candidate.
+// callers check those (Candidates::unchecked) on each candidate — except `x!="v"` with a
+// non-empty v, settled by leaving out the series with x="v".
 //
 // Not synchronised: the owner's lock covers it.
 

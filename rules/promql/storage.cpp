@@ -9,7 +9,6 @@
 namespace runbook::promql {
 
 namespace {
-constexpr std::uint64_t kStaleNaNBits = 0x7ff0000000000002ULL;
 
 const Matcher& Deref(const Matcher& m) {
   return m;
@@ -18,13 +17,6 @@ const Matcher& Deref(const Matcher* m) {
   return *m;
 }
 }  // namespace
-
-double StaleMarker() {
-  return std::bit_cast<double>(kStaleNaNBits);
-}
-bool IsStaleMarker(double v) {
-  return std::bit_cast<std::uint64_t>(v) == kStaleNaNBits;
-}
 
 struct MemoryStorage::Impl {
   // Ordered by labels, as Prometheus returns series.

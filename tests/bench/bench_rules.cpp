@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -423,6 +424,35 @@ long EnvLong(const char* name, long fallback) {
   return v && *v ? std::atol(v) : fallback;
 }
 
+// A rule's expression with numbers, quoted strings and metric-specific names folded, so that rules
+// of the same shape add up (VERBOSE's time by shape).
+std::string Shape(const std::string& expr) {
+  std::string out;
+  for (std::size_t i = 0; i < expr.size();) {
+    const char c = expr[i];
+    if (c == '"') {
+      const std::size_t end = expr.find('"', i + 1);
+      out += "S";
+      i = end == std::string::npos ? expr.size() : end + 1;
+    } else if (std::isdigit(static_cast<unsigned char>(c))) {
+      while (i < expr.size() && (std::isdigit(static_cast<unsigned char>(expr[i])) || expr[i] == '.')) ++i;
+      out += "N";
+    } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':') {
+      std::size_t j = i;
+      while (j < expr.size() &&
+             (std::isalnum(static_cast<unsigned char>(expr[j])) || expr[j] == '_' || expr[j] == ':'))
+        ++j;
+      const std::string word = expr.substr(i, j - i);
+      out += word.find('_') != std::string::npos || word.find(':') != std::string::npos ? "m" : word;
+      i = j;
+    } else {
+      out += c;
+      ++i;
+    }
+  }
+  return out;
+}
+
 int Run(const std::string& rule_file, std::uint64_t seed) {
   const long warmup = EnvLong("WARMUP", 45), rounds = EnvLong("ROUNDS", 15), step = EnvLong("STEP_MS", 15000);
   const TimestampMs t0 = 1'700'000'000'000;
@@ -460,6 +490,8 @@ int Run(const std::string& rule_file, std::uint64_t seed) {
   std::vector<double> wall, cpu, ingest, ingest_cpu;
   std::size_t samples_per_collection = 0;
   std::map<std::string, std::vector<double>> group_seconds;
+  const bool verbose = std::getenv("VERBOSE") != nullptr;
+  std::map<std::string, double> shape_seconds;  // VERBOSE: wall time by rule shape, all rounds
   for (long k = 0; k < warmup + rounds; ++k) {
     const TimestampMs t = t0 + k * step;
     auto i0 = std::chrono::steady_clock::now();
@@ -490,7 +522,11 @@ int Run(const std::string& rule_file, std::uint64_t seed) {
     ingest_cpu.push_back(store_cpu);
     wall.push_back(std::chrono::duration<double>(i2 - i1).count());
     cpu.push_back(c1 - c0);
-    for (const auto& g : manager.Groups()) group_seconds[g.name].push_back(g.evaluation_seconds);
+    for (const auto& g : manager.Groups()) {
+      group_seconds[g.name].push_back(g.evaluation_seconds);
+      if (verbose)
+        for (const auto& r : g.rules) shape_seconds[Shape(r.def.expr_text)] += r.evaluation_seconds;
+    }
   }
   const long rss1 = RssKb();
   const auto st = store.stats();
@@ -514,6 +550,11 @@ int Run(const std::string& rule_file, std::uint64_t seed) {
                  [&](const Labels& m, std::span<const promql::Point>) {
                    ++per_name[std::string(LabelValue(m, "__name__"))];
                  });
+    std::vector<std::pair<double, std::string>> shapes;
+    for (const auto& [shape, secs] : shape_seconds) shapes.emplace_back(secs / double(rounds), shape);
+    std::sort(shapes.rbegin(), shapes.rend());
+    for (const auto& [ms, shape] : shapes)
+      std::fprintf(stderr, "%8.2f ms/round %s\n", ms * 1e3, shape.c_str());
     std::vector<std::pair<long, std::string>> top;
     for (const auto& [n, c] : per_name) top.emplace_back(c, n);
     std::sort(top.rbegin(), top.rend());
@@ -529,7 +570,8 @@ int Run(const std::string& rule_file, std::uint64_t seed) {
       series.size(), targets.size(), nrules, ngroups, warmup, rounds, step);
   std::printf("round_wall_median_ms=%.2f\nround_wall_p90_ms=%.2f\nround_wall_max_ms=%.2f\n",
               Quantile(wall, 0.5) * 1e3, Quantile(wall, 0.9) * 1e3, Quantile(wall, 1) * 1e3);
-  std::printf("round_cpu_median_ms=%.2f\ningest_all_targets_median_ms=%.2f\n", Quantile(cpu, 0.5) * 1e3,
+  std::printf("round_cpu_median_ms=%.2f\nround_cpu_min_ms=%.2f\ningest_all_targets_median_ms=%.2f\n",
+              Quantile(cpu, 0.5) * 1e3, cpu.empty() ? 0.0 : *std::min_element(cpu.begin(), cpu.end()) * 1e3,
               Quantile(ingest, 0.5) * 1e3);
   std::printf("ingest_store_cpu_all_targets_median_ms=%.2f\ningest_store_cpu_per_sample_ns=%.1f\n",
               Quantile(ingest_cpu, 0.5) * 1e3,

@@ -138,17 +138,31 @@ TEST_CASE("postings: series retired by their source's collections leave the inde
   CHECK(Set(store, {Eq("db", "e"), Eq("__name__", "m")}) == std::set<std::string>{"m/t/e"});
 }
 
-TEST_CASE("postings: the index narrows by non-empty equality and regex matchers only") {
+TEST_CASE("postings: the index narrows by non-empty equality and regex matchers, and settles !=") {
   promql::Postings p;
   p.Add(0, {{"__name__", "m"}, {"db", "x"}});
   p.Add(2, {{"__name__", "m"}, {"db", "y"}});
   p.Add(1, {{"__name__", "n"}, {"db", "x"}});
+  p.Add(3, {{"__name__", "m"}});
+  // db!="y" leaves out db="y" only: a series without db (3) matches it.
   std::vector<Matcher> m = {Eq("__name__", "m"), Ne("db", "y")};
   auto c = p.Select(m);
   REQUIRE(c);
-  CHECK(c->ids == std::vector<promql::Postings::Id>{0, 2});
+  CHECK(c->ids == std::vector<promql::Postings::Id>{0, 3});
+  CHECK(c->unchecked.empty());
+  std::vector<Matcher> absent = {Eq("__name__", "m"), Ne("db", "z"), Ne("other", "v")};
+  c = p.Select(absent);
+  REQUIRE(c);
+  CHECK(c->ids == std::vector<promql::Postings::Id>{0, 2, 3});
+  CHECK(c->unchecked.empty());
+  std::vector<Matcher> not_re = {Eq("__name__", "m"), Nre("db", "y")};
+  c = p.Select(not_re);
+  REQUIRE(c);
+  CHECK(c->ids == std::vector<promql::Postings::Id>{0, 2, 3});
   REQUIRE(c->unchecked.size() == 1);
   CHECK(c->unchecked[0]->name() == "db");
+  std::vector<Matcher> only_ne = {Ne("db", "y")};
+  CHECK_FALSE(p.Select(only_ne));  // nothing narrows: every series is checked
   std::vector<Matcher> re = {Re("db", "x")};
   c = p.Select(re);
   REQUIRE(c);

@@ -8,8 +8,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
+#include <utility>
 
 #include "runbook/rules.h"
 
@@ -227,6 +230,120 @@ TEST_CASE("rules: recording rules rename and relabel, and mark vanished series s
   CHECK(std::get<0>(f.out.samples[3]) == Labels{{"__name__", "job:x:sum"}, {"i", "2"}, {"team", "db"}});
   CHECK(std::get<1>(f.out.samples[3]) == 5 * kSec);
   CHECK(promql::IsStaleMarker(std::get<2>(f.out.samples[3])));
+}
+
+namespace {
+
+// Hands out one reference per label set and checks every reference it is given back.
+struct RefAppender : Appender {
+  std::map<Labels, std::uint64_t> refs;
+  std::vector<std::tuple<Labels, std::uint64_t, double>> appended;  // metric, ref passed, value
+  int wrong_refs = 0;
+  void Append(const LabelSet& m, TimestampMs t, double v) override { AppendRef(0, m, t, v); }
+  std::uint64_t AppendRef(std::uint64_t ref, const LabelSet& m, TimestampMs, double v) override {
+    auto [it, fresh] = refs.try_emplace(m, refs.size() + 1);
+    if (ref != 0 && ref != it->second) ++wrong_refs;
+    appended.emplace_back(m, ref, v);
+    return it->second;
+  }
+  std::vector<std::tuple<Labels, std::uint64_t, double>> Take() { return std::exchange(appended, {}); }
+};
+
+RuleDef Recording(std::string name, Labels labels) {
+  RuleDef r;
+  r.kind = RuleDef::Kind::kRecording;
+  r.name = std::move(name);
+  r.expr_text = "x";
+  r.expr = promql::Parse(r.expr_text).expr;
+  r.labels = std::move(labels);
+  return r;
+}
+
+promql::Sample In(Labels l, double v) {
+  return {LabelSet(std::move(l)), 0, v};
+}
+
+}  // namespace
+
+TEST_CASE("rules: a recording rule's output keeps its series and reference while its source maps to it") {
+  Fixture f;
+  RefAppender app;
+  f.opts.appender = &app;
+  RuleGroup g(Group({Recording("out", {{"team", "db"}})}), &f.opts);
+  const Labels out1{{"__name__", "out"}, {"i", "1"}, {"team", "db"}};
+  const Labels out2{{"__name__", "out"}, {"i", "2"}, {"team", "db"}};
+  f.current = {In({{"__name__", "x"}, {"i", "1"}, {"team", "a"}}, 1), In({{"__name__", "x"}, {"i", "2"}}, 2)};
+  g.Eval(0);
+  auto got = app.Take();
+  REQUIRE(got.size() == 2);
+  CHECK(std::get<1>(got[0]) == 0);  // first round: no references yet
+  CHECK(std::get<1>(got[1]) == 0);
+  // Other sources with the same output (the rule overrides __name__ and team): the same series,
+  // appended with the references returned last round, no staleness marker.
+  f.current = {In({{"__name__", "y"}, {"i", "1"}, {"team", "b"}}, 3), In({{"__name__", "x"}, {"i", "2"}}, 4)};
+  g.Eval(5 * kSec);
+  got = app.Take();
+  REQUIRE(got.size() == 2);
+  CHECK(std::get<0>(got[0]) == out1);
+  CHECK(std::get<1>(got[0]) == app.refs.at(out1));
+  CHECK(std::get<2>(got[0]) == 3);
+  CHECK(std::get<0>(got[1]) == out2);
+  CHECK(std::get<1>(got[1]) == app.refs.at(out2));
+  // The source's labels change: a new output series; both old ones go stale (with their refs).
+  f.current = {In({{"__name__", "x"}, {"extra", "e"}, {"i", "1"}}, 5)};
+  g.Eval(10 * kSec);
+  got = app.Take();
+  REQUIRE(got.size() == 3);
+  CHECK(std::get<0>(got[0]) == Labels{{"__name__", "out"}, {"extra", "e"}, {"i", "1"}, {"team", "db"}});
+  CHECK(std::get<1>(got[0]) == 0);
+  std::set<Labels> stale;
+  for (std::size_t k = 1; k < 3; ++k) {
+    CHECK(promql::IsStaleMarker(std::get<2>(got[k])));
+    CHECK(std::get<1>(got[k]) != 0);
+    stale.insert(std::get<0>(got[k]));
+  }
+  CHECK(stale == std::set<Labels>{out1, out2});
+  // Two sources recording as one series fail the rule, also when last round knew that series.
+  f.current = {In({{"__name__", "x"}, {"extra", "e"}, {"i", "1"}}, 6),
+               In({{"__name__", "y"}, {"extra", "e"}, {"i", "1"}}, 7)};
+  g.Eval(15 * kSec);
+  CHECK(g.Status().rules[0].last_error ==
+        "vector contains metrics with the same labelset after applying rule labels");
+  CHECK(app.wrong_refs == 0);
+}
+
+TEST_CASE("rules: a reload keeps a recording rule's outputs only while its name and labels stay") {
+  Fixture f;
+  RefAppender app;
+  f.opts.appender = &app;
+  f.current = {In({{"__name__", "x"}, {"i", "1"}}, 1)};
+  RuleGroup old(Group({Recording("out", {{"team", "db"}})}), &f.opts);
+  old.Eval(0);
+  app.Take();
+  // Unchanged rule: the same series and reference, nothing stale.
+  RuleGroup same(Group({Recording("out", {{"team", "db"}})}), &f.opts);
+  same.CopyState(old);
+  same.Eval(5 * kSec);
+  auto got = app.Take();
+  REQUIRE(got.size() == 1);
+  CHECK(std::get<0>(got[0]) == Labels{{"__name__", "out"}, {"i", "1"}, {"team", "db"}});
+  CHECK(std::get<1>(got[0]) != 0);
+  // Changed labels: the new output carries them; the old series goes stale.
+  RuleGroup changed(Group({Recording("out", {{"team", "web"}})}), &f.opts);
+  changed.CopyState(same);
+  changed.Eval(10 * kSec);
+  got = app.Take();
+  REQUIRE(got.size() == 2);
+  CHECK(std::get<0>(got[0]) == Labels{{"__name__", "out"}, {"i", "1"}, {"team", "web"}});
+  CHECK(std::get<2>(got[0]) == 1);
+  CHECK(std::get<0>(got[1]) == Labels{{"__name__", "out"}, {"i", "1"}, {"team", "db"}});
+  CHECK(promql::IsStaleMarker(std::get<2>(got[1])));
+  changed.Eval(15 * kSec);
+  got = app.Take();
+  REQUIRE(got.size() == 1);
+  CHECK(std::get<0>(got[0]) == Labels{{"__name__", "out"}, {"i", "1"}, {"team", "web"}});
+  CHECK(std::get<1>(got[0]) == app.refs.at(std::get<0>(got[0])));
+  CHECK(app.wrong_refs == 0);
 }
 
 TEST_CASE("rules: a restart restores activeAt from the state file (RestoreForState)") {

@@ -256,4 +256,33 @@ TEST_CASE("series store: appended rule output is kept as the shared set it was g
   CHECK(seen == 1);
 }
 
+TEST_CASE("series store: an append reference is used only while its slot holds the very same set") {
+  SeriesStore store;
+  LabelSet a = Labels{{"__name__", "rec_a"}, {"target", "t"}};
+  LabelSet b = Labels{{"__name__", "rec_b"}, {"target", "t"}};
+  const auto ref = store.AppendRef(0, a, 1 * kMin, 1);
+  REQUIRE(ref != 0);
+  CHECK(store.AppendRef(ref, a, 2 * kMin, 2) == ref);
+  // a ages out and is dropped; b takes its slot. a's old reference must not write into b.
+  store.Compact(8 * kMin);
+  REQUIRE(store.stats().series == 0);
+  REQUIRE(store.AppendRef(0, b, 8 * kMin, 5) == ref);
+  const auto ref_a = store.AppendRef(ref, a, 9 * kMin, 7);
+  CHECK(ref_a != ref);
+  auto got = Read(store, {Eq("target", "t")}, 0, 10 * kMin);
+  REQUIRE(got.size() == 2);
+  REQUIRE(got["rec_b/t"].size() == 1);
+  CHECK(got["rec_b/t"][0].v == 5);
+  REQUIRE(got["rec_a/t"].size() == 1);  // a recreated with its new point only
+  CHECK(got["rec_a/t"][0].v == 7);
+  // A reference with an equal set that is not the stored one (or a wrong one) still finds the series.
+  CHECK(store.AppendRef(ref, Labels{{"__name__", "rec_a"}, {"target", "t"}}, 10 * kMin, 8) == ref_a);
+  CHECK(store.AppendRef(12345, a, 11 * kMin, 9) == ref_a);
+  got = Read(store, {Eq("__name__", "rec_a")}, 0, 20 * kMin);
+  REQUIRE(got["rec_a/t"].size() == 2);  // without retention: the newest two
+  CHECK(got["rec_a/t"][0].v == 8);
+  CHECK(got["rec_a/t"][1].v == 9);
+  CHECK(Read(store, {Eq("__name__", "rec_b")}, 0, 20 * kMin)["rec_b/t"].size() == 1);
+}
+
 }  // namespace series_store_test
