@@ -165,7 +165,7 @@ TEST_CASE("certificates: ports that never speak TLS fail with reason timeout at 
     CHECK(m.Value("runbook_exporter_target_error", T(t, {{"reason", "timeout"}})) == 1);
     const double took = m.Value("runbook_exporter_collection_duration_seconds", T(t));
     CHECK(took >= 0.75);
-    CHECK(took < 1.5);  // not a benchmark: without a deadline the handshake would wait for good
+    CHECK(took < 3.0);  // not a benchmark: without a deadline the handshake would wait for good
   }
   CHECK(m.Value("ssl_up", T("refused")) == 0);
   CHECK(m.Value("runbook_exporter_target_error", T("refused", {{"reason", "network"}})) == 1);

@@ -193,7 +193,9 @@ TEST_CASE("the OpenSSL dialer stops at the deadline when the server accepts TCP 
     const auto took = std::chrono::steady_clock::now() - t0;
     CHECK(st.reason == ErrorReason::kTimeout);
     CHECK(took >= 290ms);
-    CHECK(took < 1s);  // not a benchmark: a dialer without a deadline would hang for good
+    // Not a benchmark: a dialer without a deadline would hang for good. The bound is loose because a
+    // sanitizer build on a loaded 2-core CI machine once took 1.1 s here.
+    CHECK(took < 5s);
   }
 }
 

@@ -77,7 +77,7 @@ TEST_CASE("resolver: a lookup that does not answer is cut at the deadline and ne
   CHECK(st.reason == ErrorReason::kTimeout);
   CHECK(st.message == "resolve db.example: no answer before the deadline");
   CHECK(took >= 100ms);
-  CHECK(took < 2s);
+  CHECK(took < 5s);  // loose: only a hang must fail, not a loaded machine
   CHECK(r.pending() == 1);
 
   CHECK(r.Resolve("db.example", In(50ms), out).reason == ErrorReason::kTimeout);
