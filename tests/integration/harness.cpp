@@ -345,12 +345,12 @@ void CheckFreezeCutAtDeadline(const Exporter& exp, const std::string& up_metric,
     CHECK(m.Value(up_metric, labels) == 0);
     CHECK(m.Value("runbook_exporter_target_error", {{"target", target}, {"reason", "timeout"}}) == 1);
     // The collection ended at its 800 ms deadline instead of waiting for the server.
-    // Loose bound: only a hang (the freeze lasts past WaitFor's 10 s) must fail, not a loaded machine.
+    // Loose bound: only a hang (which lasts as long as the freeze) must fail, not a loaded machine.
     CHECK(m.Value("runbook_exporter_collection_duration_seconds", labels) < 3.0);
     for (const auto& other : still_up) CHECK_MESSAGE(m.Value("pg_up", {{"target", other}}) == 1, other);
     for (int i = 0; i < 5; ++i) slowest = std::max(slowest, exp.Metrics().duration_s);
     // Not a benchmark: a hanging exporter would take until the freeze ends.
-    CHECK(slowest < 2.0);
+    CHECK(slowest < 5.0);  // loose: a hang reaches the client's 10 s timeout
   }
   auto back = exp.WaitFor([&](const Scrape& m) { return m.Value(up_metric, labels) == 1; }, 20s);
   CHECK(back.Value(up_metric, labels) == 1);
