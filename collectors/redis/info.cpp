@@ -426,8 +426,10 @@ std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::s
 
 std::optional<double> ParseNumber(std::string_view text) {
   // INFO numbers are decimal; from_chars would also take "inf" and "nan", strtod hex too.
-  if (text.empty() || text.size() > 64 || text.find_first_not_of("0123456789+-.eE") != std::string_view::npos)
-    return std::nullopt;
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  for (char c : text)
+    if (!((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E'))
+      return std::nullopt;
   if (text.front() == '+') {  // from_chars takes no plus sign
     text.remove_prefix(1);
     if (text.empty() || text.front() == '-') return std::nullopt;
@@ -440,9 +442,16 @@ std::optional<double> ParseNumber(std::string_view text) {
 
 void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands, int databases) {
   const auto& descs = Descs();
+  // kFields lists each section's fields together: its section is looked up once.
+  std::string_view section;
+  const RedisInfo::Section* found = nullptr;
   for (std::size_t i = 0; i < std::size(kFields); ++i) {
     const auto& f = kFields[i];
-    const std::string_view* v = info.Find(f.section, f.field);
+    if (i == 0 || section != f.section) {
+      section = f.section;
+      found = info.FindSection(section);
+    }
+    const std::string_view* v = found ? found->Find(f.field) : nullptr;
     if (!v) continue;
     switch (f.conv) {
       case Conv::kOk: sink.Add(descs[i], {}, *v == "ok" ? 1 : 0); break;
