@@ -1,6 +1,7 @@
 #include "runbook/metric_sink.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 
 namespace runbook {
@@ -102,6 +103,8 @@ void MetricSink::AddSummary(const MetricDesc& desc, std::span<const std::string_
 }
 
 void MetricSink::Define(SampleFamily& f, const MetricDesc& desc, bool& renamed) const {
+  static std::atomic<std::uint64_t> definitions{0};
+  f.definition = definitions.fetch_add(1, std::memory_order_relaxed) + 1;
   f.kind = desc.kind;
   f.help = desc.help;
   f.label_names.assign(desc.labels.begin(), desc.labels.end());
@@ -135,7 +138,10 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
     return nullptr;
   }
   Pending* p = nullptr;
-  if (auto d = by_desc_.find(&desc); d != by_desc_.end() && d->second->family.name == desc.name)
+  if (trail_pos_ < trail_.size() && trail_[trail_pos_].first == &desc &&
+      trail_[trail_pos_].second->family.name == desc.name)
+    p = trail_[trail_pos_].second;
+  else if (auto d = by_desc_.find(&desc); d != by_desc_.end() && d->second->family.name == desc.name)
     p = d->second;
   if (!p) {
     auto it = families_.find(desc.name);
@@ -147,6 +153,11 @@ SampleFamily* MetricSink::Append(const MetricDesc& desc, std::span<const T> labe
     p = &it->second;
     by_desc_[&desc] = p;
   }
+  if (trail_pos_ == trail_.size())
+    trail_.emplace_back(&desc, p);
+  else
+    trail_[trail_pos_] = {&desc, p};
+  ++trail_pos_;
   SampleFamily& f = p->family;
   if (f.kind != desc.kind || f.help != desc.help ||
       f.label_names.size() != desc.labels.size() + const_labels_.size() ||
@@ -246,6 +257,8 @@ std::vector<SampleFamily> MetricSink::Take() {
     if (p.active) out.push_back(std::move(p.family));
   families_.clear();
   by_desc_.clear();
+  trail_.clear();
+  trail_pos_ = 0;
   active_.clear();
   samples_ = 0;
   return out;
@@ -255,9 +268,12 @@ void MetricSink::Reset() {
   errors_.clear();
   samples_ = 0;
   unsorted_.clear();
+  trail_.resize(trail_pos_);
+  trail_pos_ = 0;
   if (active_.size() != families_.size()) {
     std::erase_if(families_, [](const auto& kv) { return !kv.second.active; });
     by_desc_.clear();
+    trail_.clear();
   }
   // Descriptions built afresh for each collection would each leave an entry.
   if (by_desc_.size() > 2 * families_.size() + 64) by_desc_.clear();
@@ -319,12 +335,32 @@ std::size_t OrderForMerge(std::vector<const SampleFamily*>& families, std::size_
   return DropConflicting(families);
 }
 
+namespace {
+
+// dst = src, keeping dst's buffers; the definition only when it is not the same already.
+void AssignFamily(SampleFamily& dst, const SampleFamily& src) {
+  if (src.definition == 0 || dst.definition != src.definition) {
+    dst.name = src.name;
+    dst.kind = src.kind;
+    dst.help = src.help;
+    dst.label_names = src.label_names;
+    dst.label_order = src.label_order;
+    dst.definition = src.definition;
+  }
+  dst.text = src.text;
+  dst.ends = src.ends;
+  dst.values = src.values;
+  dst.summaries = src.summaries;
+}
+
+}  // namespace
+
 void MergeOrderedInto(std::span<const SampleFamily* const> families, std::vector<SampleFamily>& out) {
   std::size_t used = 0;
   std::size_t first = 0;  // in out: the first family of the current name
   auto append = [&](const SampleFamily& f) {
     if (used < out.size())
-      out[used] = f;  // copy assignment keeps the element's buffers
+      AssignFamily(out[used], f);
     else
       out.push_back(f);
     return used++;

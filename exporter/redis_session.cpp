@@ -154,6 +154,9 @@ Status HiredisSession::Connect(Deadline deadline) {
     redisFree(c);
   }
   if (!ctx_) return failed;
+  // Keep the reader's buffer between replies: by default hiredis frees it after each reply that
+  // left more than 16 kB free, and every INFO ALL (~20 kB) would grow it anew.
+  ctx_->reader->maxbuf = 0;
   RedisReply reply;
   if (!password.empty()) {
     std::vector<std::string> argv{"AUTH"};

@@ -6,7 +6,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 Scheduler::Scheduler(int workers, ConnectionFactory factory, const std::vector<CollectorInfo>& registry)
     : factory_(std::move(factory)), registry_(registry) {
-  threads_.emplace_back([this] { TimerLoop(); });
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -20,8 +19,8 @@ void Scheduler::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  timer_cv_.notify_all();
-  work_cv_.notify_all();
+  watch_cv_.notify_all();
+  idle_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
@@ -58,7 +57,14 @@ void Scheduler::Apply(const std::vector<TargetConfig>& targets) {
   // is dropped with the last reference.
   entries_ = std::move(next);
   order_ = std::move(order);
-  timer_cv_.notify_all();
+  WakeWatcher();
+}
+
+void Scheduler::WakeWatcher() {
+  if (watching_)
+    watch_cv_.notify_one();
+  else
+    idle_cv_.notify_one();
 }
 
 std::vector<std::shared_ptr<TargetRuntime>> Scheduler::Targets() const {
@@ -75,38 +81,36 @@ bool Scheduler::AllCollectedOnce() const {
   return true;
 }
 
-void Scheduler::TimerLoop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    auto now = SteadyClock::now();
-    auto next_wake = now + std::chrono::hours(1);
-    for (auto& [name, e] : entries_) {
-      if (!e.running && e.due > now) {
-        next_wake = std::min(next_wake, e.due);
-        continue;
-      }
-      if (!e.running) {
-        e.running = true;
-        queue_.push_back(e.runtime);
-        work_cv_.notify_one();
-      }
-      // Plan for the due time that follows a collection finishing in time, so the worker need
-      // not wake this thread when it finishes (after an overrun it does: WorkerLoop).
-      const auto following = e.due + e.runtime->config().interval;
-      if (following > now) next_wake = std::min(next_wake, following);
-    }
-    timer_wake_ = next_wake;
-    timer_cv_.wait_until(lock, next_wake);
-  }
-}
-
 void Scheduler::WorkerLoop() {
   std::unique_lock lock(mu_);
-  while (true) {
-    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) return;
-    auto runtime = std::move(queue_.front());
-    queue_.pop_front();
+  while (!stopping_) {
+    // The target not being collected that is due first (earliest due time).
+    Entry* next = nullptr;
+    bool others = false;  // more targets not being collected, for the next watcher
+    for (auto& [name, e] : entries_) {
+      if (e.running) continue;
+      if (next) others = true;
+      if (!next || e.due < next->due) next = &e;
+    }
+    const auto now = SteadyClock::now();
+    if (!next || next->due > now) {
+      if (watching_) {
+        idle_cv_.wait(lock);
+        continue;
+      }
+      watching_ = true;
+      watch_until_ = next ? next->due : SteadyClock::time_point::max();
+      if (next)
+        watch_cv_.wait_until(lock, watch_until_);
+      else
+        watch_cv_.wait(lock);
+      watching_ = false;
+      continue;
+    }
+    next->running = true;
+    auto runtime = next->runtime;
+    // The other targets need a watcher while this worker collects.
+    if (others && !watching_) idle_cv_.notify_one();
     lock.unlock();
     runtime->Collect();
     if (on_collected_) on_collected_(*runtime);
@@ -120,9 +124,10 @@ void Scheduler::WorkerLoop() {
     // Keep the schedule drift-free; after an overrun (collection longer than the interval),
     // start again from now rather than firing a burst of catch-up collections.
     e.due += interval;
-    auto now = SteadyClock::now();
-    if (e.due <= now) e.due = now + interval;
-    if (e.due < timer_wake_) timer_cv_.notify_all();
+    const auto end = SteadyClock::now();
+    if (e.due <= end) e.due = end + interval;
+    // Without a watcher this worker becomes it; a watcher planning to wake later must re-plan.
+    if (watching_ && e.due < watch_until_) watch_cv_.notify_one();
   }
 }
 

@@ -2,11 +2,12 @@
 // Scheduler: collects every target on its own interval with a fixed pool of worker threads (not
 // a thread per target). Collections are single-flight per target; a slow or frozen server only
 // delays its own target, because every collection ends at the target's deadline.
+// There is no timer thread: one idle worker waits for the next due time and runs that collection
+// itself (one wake-up per collection); the other idle workers sleep until they are needed.
 //
 // Thread-safety: all public methods may be called from any thread.
 
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -47,18 +48,21 @@ class Scheduler {
     bool running = false;
     bool collected = false;
   };
-  void TimerLoop();
   void WorkerLoop();
+  // Wakes a worker to watch the clock when none does (after Apply).
+  void WakeWatcher();
 
   ConnectionFactory factory_;
   const std::vector<CollectorInfo>& registry_;
   std::mutex apply_mu_;  // serialises Apply()
   mutable std::mutex mu_;
-  std::condition_variable timer_cv_, work_cv_;
-  std::chrono::steady_clock::time_point timer_wake_{};  // when the timer thread plans to wake
+  // The watcher (at most one idle worker) waits on watch_cv_ until watch_until_, the earliest due
+  // time of the targets not being collected; the other idle workers wait on idle_cv_.
+  std::condition_variable watch_cv_, idle_cv_;
+  bool watching_ = false;
+  std::chrono::steady_clock::time_point watch_until_{};
   std::vector<std::string> order_;
   std::map<std::string, Entry> entries_;
-  std::deque<std::shared_ptr<TargetRuntime>> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
   CollectedFunc on_collected_;

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include "exposition.h"
 #include "libpq_session.h"
 #include "redis_session.h"
@@ -237,10 +240,7 @@ void TargetRuntime::Collect() {
       auto& rep = slot.report;
       const bool slow = slot.info->tier == Tier::kSlow;
       if (!slot.due) {
-        if (slot.cache_valid) {
-          const auto& cached = slot.sink.Families();
-          merge_.insert(merge_.end(), cached.begin(), cached.end());
-        }
+        if (slot.cache_valid) MergeRun(slot.sink.Families());
         continue;
       }
       MetricSink& sink = slot.sink;
@@ -264,8 +264,7 @@ void TargetRuntime::Collect() {
       rep.error = st.message;
       for (const auto& e : sink.errors()) snap->data_errors.push_back(slot.info->name + ": " + e);
       if (st.ok()) {
-        const auto& fams = sink.Families();
-        merge_.insert(merge_.end(), fams.begin(), fams.end());
+        MergeRun(sink.Families());
         slot.cache_valid = slow;
       } else {
         slot.cache_valid = false;
@@ -291,7 +290,7 @@ void TargetRuntime::Collect() {
   }
   // Two collectors publishing one family name with different types: the later one's samples are
   // dropped, and said so, rather than making the exposition invalid.
-  const std::size_t dropped = OrderForMerge(merge_);
+  const std::size_t dropped = OrderForMerge(merge_, merge_.size());
   if (dropped > 0)
     snap->data_errors.push_back(std::to_string(dropped) +
                                 " samples dropped: a family was published with two different types");
@@ -309,10 +308,8 @@ void TargetRuntime::Collect() {
   self_sink_.Reset();
   AddSelfMetrics(self_sink_, *snap);
   // Stable: a collector's family goes before a self-metric family of the same name.
-  const auto& self = self_sink_.Families();
-  const std::size_t ordered = merge_.size();
-  merge_.insert(merge_.end(), self.begin(), self.end());
-  OrderForMerge(merge_, ordered);
+  MergeRun(self_sink_.Families());
+  OrderForMerge(merge_, merge_.size());
   MergeOrderedInto(merge_, snap->families);
 
   // Log transitions only: a target that stays down is not logged every cycle.
@@ -326,6 +323,13 @@ void TargetRuntime::Collect() {
   first_ = false;
   last_status_ = status;
   Publish(std::move(snap));
+}
+
+void TargetRuntime::MergeRun(const std::vector<const SampleFamily*>& run) {
+  merge_scratch_.clear();
+  std::merge(merge_.begin(), merge_.end(), run.begin(), run.end(), std::back_inserter(merge_scratch_),
+             [](const SampleFamily* a, const SampleFamily* b) { return a->name < b->name; });
+  merge_.swap(merge_scratch_);
 }
 
 void TargetRuntime::AddSelfMetrics(MetricSink& sink, const TargetSnapshot& snap) const {

@@ -104,6 +104,7 @@ class TargetRuntime {
   std::shared_ptr<TargetSnapshot> NewSnapshot();
   void Publish(std::shared_ptr<TargetSnapshot> snap);
   void AddSelfMetrics(MetricSink& sink, const TargetSnapshot& snap) const;
+  void MergeRun(const std::vector<const SampleFamily*>& run);
 
   TargetConfig cfg_;
   std::unique_ptr<TargetConnection> conn_;
@@ -120,7 +121,9 @@ class TargetRuntime {
   double data_errors_total_ = 0;
   std::chrono::system_clock::time_point last_success_{};
   MetricSink self_sink_;
-  std::vector<const SampleFamily*> merge_;  // the families of one collection, ordered for merging
+  // The families of one collection, ordered for merging: each collector's families (sorted by
+  // name) are merged in as a run, stably, so no sort is needed (MergeRun).
+  std::vector<const SampleFamily*> merge_, merge_scratch_;
   std::shared_ptr<Recycled> recycled_ = std::make_shared<Recycled>();
 
   mutable std::mutex mu_;

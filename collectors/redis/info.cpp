@@ -324,6 +324,37 @@ const std::string_view* RedisInfo::Find(std::string_view section, std::string_vi
   return s ? s->Find(field) : nullptr;
 }
 
+namespace {
+
+// Sorts a section's fields by name, keeping the first of a repeated field. The previous text's
+// permutation is tried first: if it yields strictly increasing names, it is this text's sort too.
+void SortFields(RedisInfo::Section& s) {
+  auto& fields = s.fields;
+  auto& out = s.scratch;
+  out.clear();
+  if (s.order.size() == fields.size()) {
+    for (auto i : s.order) out.push_back(fields[i]);
+    std::size_t i = 1;
+    while (i < out.size() && out[i - 1].first < out[i].first) ++i;
+    if (i >= out.size()) {
+      fields.swap(out);
+      return;
+    }
+    out.clear();
+  }
+  auto& order = s.order;
+  order.resize(fields.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return fields[a].first < fields[b].first; });
+  for (auto i : order)
+    if (out.empty() || out.back().first != fields[i].first) out.push_back(fields[i]);
+  if (out.size() != fields.size()) order.clear();  // repeated fields: not a permutation to reuse
+  fields.swap(out);
+}
+
+}  // namespace
+
 RedisInfo ParseRedisInfo(std::string_view text) {
   RedisInfo info;
   ParseRedisInfo(text, info);
@@ -364,32 +395,41 @@ void ParseRedisInfo(std::string_view text, RedisInfo& info) {
     info.sections[current].fields.emplace_back(line.substr(0, colon), line.substr(colon + 1));
   }
   info.sections.resize(used);
-  for (auto& s : info.sections) {
-    std::stable_sort(s.fields.begin(), s.fields.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    auto dup = std::unique(s.fields.begin(), s.fields.end(),
-                           [](const auto& a, const auto& b) { return a.first == b.first; });
-    s.fields.erase(dup, s.fields.end());
-  }
+  for (auto& s : info.sections) SortFields(s);
 }
 
-std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::string_view text) {
-  std::vector<std::pair<std::string_view, std::string_view>> out;
+namespace {
+
+// Calls fn(key, value) for each pair of "keys=6,expires=1" in order, until fn returns false.
+template <typename F>
+void ForEachInfoPair(std::string_view text, F&& fn) {
   while (!text.empty()) {
     auto comma = text.find(',');
     std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     auto eq = item.find('=');
     if (eq == std::string_view::npos) continue;
-    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    if (!fn(item.substr(0, eq), item.substr(eq + 1))) return;
   }
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string_view, std::string_view>> ParseInfoPairs(std::string_view text) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  ForEachInfoPair(text, [&](std::string_view k, std::string_view v) {
+    out.emplace_back(k, v);
+    return true;
+  });
   return out;
 }
 
 std::optional<double> ParseNumber(std::string_view text) {
   // INFO numbers are decimal; from_chars would also take "inf" and "nan", strtod hex too.
-  if (text.empty() || text.size() > 64 || text.find_first_not_of("0123456789+-.eE") != std::string_view::npos)
-    return std::nullopt;
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  for (char c : text)
+    if (!((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E'))
+      return std::nullopt;
   if (text.front() == '+') {  // from_chars takes no plus sign
     text.remove_prefix(1);
     if (text.empty() || text.front() == '-') return std::nullopt;
@@ -402,9 +442,16 @@ std::optional<double> ParseNumber(std::string_view text) {
 
 void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_commands, int databases) {
   const auto& descs = Descs();
+  // kFields lists each section's fields together: its section is looked up once.
+  std::string_view section;
+  const RedisInfo::Section* found = nullptr;
   for (std::size_t i = 0; i < std::size(kFields); ++i) {
     const auto& f = kFields[i];
-    const std::string_view* v = info.Find(f.section, f.field);
+    if (i == 0 || section != f.section) {
+      section = f.section;
+      found = info.FindSection(section);
+    }
+    const std::string_view* v = found ? found->Find(f.field) : nullptr;
     if (!v) continue;
     switch (f.conv) {
       case Conv::kOk: sink.Add(descs[i], {}, *v == "ok" ? 1 : 0); break;
@@ -448,77 +495,90 @@ void PublishRedisInfo(const RedisInfo& info, MetricSink& sink, std::size_t max_c
   if (ks) {
     for (const auto& [db, value] : ks->fields) {
       if (!db.starts_with("db")) continue;
-      for (const auto& [k, v] : ParseInfoPairs(value)) {
+      ForEachInfoPair(value, [&](std::string_view k, std::string_view v) {
         if (k == "keys") Num(sink, kDbKeys, {db}, v, 1, db);
         if (k == "expires") Num(sink, kDbExpiring, {db}, v, 1, db);
         // Dragonfly sends avg_ttl=-1 (not tracked).
         if (k == "avg_ttl" && !v.starts_with('-')) Num(sink, kDbAvgTtl, {db}, v, 0.001, db);
-      }
+        return true;
+      });
     }
   }
 
   if (const auto* es = info.FindSection("errorstats")) {
     for (const auto& [field, value] : es->fields) {
       if (!field.starts_with("errorstat_")) continue;
-      for (const auto& [k, v] : ParseInfoPairs(value))
+      ForEachInfoPair(value, [&](std::string_view k, std::string_view v) {
         if (k == "count") Num(sink, kErrors, {field.substr(10)}, v, 1, field);
+        return true;
+      });
     }
   }
 
   if (const auto* cs = info.FindSection("commandstats")) {
     struct Cmd {
       std::string_view name;
+      std::string_view stats;  // "calls=…,usec=…,…"
       double calls = 0;
-      std::vector<std::pair<std::string_view, std::string_view>> pairs;
     };
+    // In name order, as the section's fields are sorted: the series arrive sorted in the sink.
     std::vector<Cmd> cmds;
+    cmds.reserve(cs->fields.size());
     for (const auto& [field, value] : cs->fields) {
       if (!field.starts_with("cmdstat_")) continue;
-      Cmd c{field.substr(8), 0, ParseInfoPairs(value)};
-      for (const auto& [k, v] : c.pairs)
+      Cmd& c = cmds.emplace_back(Cmd{field.substr(8), value, 0});
+      ForEachInfoPair(value, [&](std::string_view k, std::string_view v) {
         if (k == "calls") c.calls = ParseNumber(v).value_or(0);
-      cmds.push_back(std::move(c));
+        return true;
+      });
     }
-    // Bounded: the most called commands (a server may know several hundred).
-    std::stable_sort(cmds.begin(), cmds.end(), [](const Cmd& a, const Cmd& b) { return a.calls > b.calls; });
-    if (cmds.size() > max_commands) cmds.resize(max_commands);
+    // Bounded: the most called commands (a server may know several hundred), then back in name order.
+    auto by_name = [](const Cmd& a, const Cmd& b) { return a.name < b.name; };
+    if (cmds.size() > max_commands) {
+      std::stable_sort(cmds.begin(), cmds.end(),
+                       [](const Cmd& a, const Cmd& b) { return a.calls > b.calls; });
+      cmds.resize(max_commands);
+      std::stable_sort(cmds.begin(), cmds.end(), by_name);
+    }
     for (const auto& c : cmds) {
-      for (const auto& [k, v] : c.pairs) {
+      ForEachInfoPair(c.stats, [&](std::string_view k, std::string_view v) {
         if (k == "calls") Num(sink, kCmdCalls, {c.name}, v, 1, c.name);
         if (k == "usec") Num(sink, kCmdDuration, {c.name}, v, 1e-6, c.name);
         if (k == "rejected_calls") Num(sink, kCmdRejected, {c.name}, v, 1, c.name);
         if (k == "failed_calls") Num(sink, kCmdFailed, {c.name}, v, 1, c.name);
-      }
+        return true;
+      });
     }
     // latencystats (Redis 7): a summary per command as redis_exporter builds it, with the
     // commandstats calls as count and usec as sum, for the commands published above.
     const auto* ls = info.FindSection("latencystats");
     if (!ls) return;
-    std::map<std::string_view, const Cmd*> by_name;
-    for (const auto& c : cmds) by_name.emplace(c.name, &c);
     constexpr std::string_view kPrefix = "latency_percentiles_usec_";
     for (const auto& [field, value] : ls->fields) {
       if (!field.starts_with(kPrefix)) continue;
       const std::string_view cmd = field.substr(kPrefix.size());
-      auto c = by_name.find(cmd);
-      if (c == by_name.end()) continue;
+      auto c = std::lower_bound(cmds.begin(), cmds.end(), Cmd{cmd, {}, 0}, by_name);
+      if (c == cmds.end() || c->name != cmd) continue;
       std::optional<double> usec;
-      for (const auto& [k, v] : c->second->pairs)
+      ForEachInfoPair(c->stats, [&](std::string_view k, std::string_view v) {
         if (k == "usec") usec = ParseNumber(v);
+        return true;
+      });
       if (!usec) continue;
-      SummaryValue s{c->second->calls, {}};
+      SummaryValue s{c->calls, {}};
       bool ok = true;
-      for (const auto& [k, v] : ParseInfoPairs(value)) {
+      ForEachInfoPair(value, [&](std::string_view k, std::string_view v) {
         const double q = k.starts_with('p') ? ParseNumber(k.substr(1)).value_or(-1) : -1;
         auto n = ParseNumber(v);
         if (q < 0 || !n) {
           sink.RecordError(std::string(field) + ": not a percentile: " + std::string(k) + "=" +
                            std::string(v));
           ok = false;
-          break;
+          return false;
         }
         s.quantiles.emplace_back(q, *n);
-      }
+        return true;
+      });
       const std::string_view labels[] = {cmd};
       if (ok) sink.AddSummary(kLatency, labels, *usec, std::move(s));
     }

@@ -105,16 +105,16 @@ class KeysCollector final : public Collector {
     prepared_types_.clear();
     prepared_scans_ = 0;
     if (s.redis_keys.empty()) return;
+    // Keyed on prepared_'s own copy of the key (Update rewrites found_before_), which stays put
+    // until the next Prepare.
     auto add_type = [&](const std::string& key) {
-      if (prepared_types_.emplace(key, prepared_.size()).second) prepared_.Add("TYPE", key);
+      if (prepared_types_.count(key)) return;
+      prepared_.Add("TYPE", key);
+      prepared_types_.emplace(prepared_.command(prepared_.size() - 1)[1], prepared_.size() - 1);
     };
     for (const auto& c : s.redis_keys)
       if (c.db == s.redis_db && !c.pattern) add_type(c.key);
     for (const auto& key : found_before_) add_type(key);
-    // Update rewrites found_before_, which the views above point into: key the map on prepared_'s
-    // own strings, which stay put until the next Prepare.
-    prepared_types_.clear();
-    for (std::size_t i = 0; i < prepared_.size(); ++i) prepared_types_.emplace(prepared_.command(i)[1], i);
     first_scan_ = prepared_.size();
     for (const auto& c : s.redis_keys)
       if (c.db == s.redis_db && c.pattern) {

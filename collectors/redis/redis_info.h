@@ -1,6 +1,7 @@
 #pragma once
 // INFO parsing shared by the Redis collectors and their unit tests. Pure functions.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,10 @@ struct RedisInfo {
     std::string name;
     std::vector<std::pair<std::string_view, std::string_view>> fields;  // (field, value) sorted by field
     const std::string_view* Find(std::string_view field) const;
+    // Kept by ParseRedisInfo for the next text: the permutation that sorted these fields (INFO
+    // lists a section's fields in the same order every time) and a buffer.
+    std::vector<std::uint32_t> order;
+    std::vector<std::pair<std::string_view, std::string_view>> scratch;
   };
   std::vector<Section> sections;  // in the order of the text
   const Section* FindSection(std::string_view name) const;

@@ -52,6 +52,10 @@ struct SampleFamily {
   std::vector<std::uint32_t> ends;         // end in `text` of value j of series i: [i * labels + j]
   std::vector<double> values;              // one per series (a summary's sum)
   std::vector<SummaryValue> summaries;     // kSummary only: one per series
+  // Identifies name, kind, help, label_names and label_order: MetricSink gives each definition
+  // of a family a new number, so two families with one nonzero number are defined alike and
+  // MergeOrderedInto need not copy those fields. Code that changes them must set it to 0.
+  std::uint64_t definition = 0;
 
   std::size_t size() const { return values.size(); }
   std::string_view LabelValue(std::size_t series, std::size_t label) const {
@@ -117,6 +121,10 @@ class MetricSink {
   // The family of each description seen (collectors keep theirs in constant tables), so an Add
   // skips the lookup by name; checked against the name in case an address is reused.
   std::unordered_map<const MetricDesc*, Pending*> by_desc_;
+  // The family of each Add of the previous collection, in call order (a collector adds in the
+  // same order every time): an Add whose description is the one at trail_pos_ skips by_desc_.
+  std::vector<std::pair<const MetricDesc*, Pending*>> trail_;
+  std::size_t trail_pos_ = 0;
   std::vector<Pending*> active_;    // the families with samples since the last Reset
   std::vector<Pending*> unsorted_;  // those of them whose series are out of order
   std::vector<std::string> errors_;

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <map>
+
 #include "pg_fixture.h"
 #include "runbook/metric_sink.h"
 
@@ -214,6 +216,40 @@ TEST_CASE("a kept sink tells apart descriptions that reuse one address") {
   }
 }
 
+TEST_CASE("a kept sink follows Adds that come in another order than in the previous collection") {
+  // The sink remembers the previous collection's sequence of descriptions; a different sequence
+  // must still put every sample into its own family.
+  const MetricDesc a{"a_gauge", MetricKind::kGauge, "A.", {"k"}};
+  const MetricDesc b{"b_gauge", MetricKind::kGauge, "B.", {"k"}};
+  const MetricDesc c{"c_total", MetricKind::kCounter, "C.", {}};
+  MetricSink sink;
+  const std::vector<std::vector<const MetricDesc*>> rounds{
+      {&a, &b, &c}, {&c, &b, &a, &b}, {&a, &c}, {&a, &b, &c}};
+  for (std::size_t r = 0; r < rounds.size(); ++r) {
+    CAPTURE(r);
+    sink.Reset();
+    std::map<std::string, int> expected;
+    int i = 0;
+    for (const auto* d : rounds[r]) {
+      ++i;
+      if (d->labels.empty())
+        sink.Add(*d, {}, i);
+      else
+        sink.Add(*d, {"v" + std::to_string(i)}, i);
+      expected[d->name] += 1;
+    }
+    CHECK(sink.errors().empty());
+    std::map<std::string, int> got;
+    for (const auto* f : sink.Families()) {
+      got[f->name] = static_cast<int>(f->size());
+      for (std::size_t s = 0; s < f->size(); ++s)
+        if (!f->label_names.empty())
+          CHECK(f->LabelValue(s, 0) == "v" + std::to_string(static_cast<int>(f->values[s])));
+    }
+    CHECK(got == expected);
+  }
+}
+
 TEST_CASE("merging into a list in use overwrites it as a fresh merge would write it") {
   MetricSink a(runbook::Labels{{"target", "a"}}), b(runbook::Labels{{"target", "b"}});
   a.Add(kUp, {}, 1);
@@ -251,6 +287,34 @@ TEST_CASE("merging into a list in use overwrites it as a fresh merge would write
         runbook::testing::Exposition(runbook::MergeFamilies({std::move(a_fams), std::move(b_fams)})));
   REQUIRE(out.size() == 2);
   CHECK(out[0].size() == 2);
+}
+
+TEST_CASE("merging into a list in use copies a family's definition whenever it is not the same one") {
+  // MergeOrderedInto skips name, help and labels when `out` holds the same definition already.
+  MetricSink sink(runbook::Labels{{"target", "t"}});
+  std::vector<runbook::SampleFamily> out;
+  auto merge = [&] {
+    std::vector<const runbook::SampleFamily*> fams(sink.Families().begin(), sink.Families().end());
+    runbook::MergeOrderedInto(fams, out);
+    return runbook::testing::Exposition(out);
+  };
+  const MetricDesc first{"x_gauge", MetricKind::kGauge, "First.", {"k"}};
+  const MetricDesc second{"x_gauge", MetricKind::kGauge, "Second.", {"label"}};
+  sink.Add(first, {"a"}, 1);
+  CHECK(merge() == "# HELP x_gauge First.\n# TYPE x_gauge gauge\nx_gauge{k=\"a\",target=\"t\"} 1\n");
+  sink.Reset();
+  sink.Add(first, {"b"}, 2);  // the same definition: only the series change
+  CHECK(merge() == "# HELP x_gauge First.\n# TYPE x_gauge gauge\nx_gauge{k=\"b\",target=\"t\"} 2\n");
+  sink.Reset();
+  sink.Add(second, {"c"}, 3);  // redefined in the kept sink
+  CHECK(merge() == "# HELP x_gauge Second.\n# TYPE x_gauge gauge\nx_gauge{label=\"c\",target=\"t\"} 3\n");
+  // A family built by hand (definition 0) is always copied whole.
+  runbook::SampleFamily manual = out[0];
+  manual.definition = 0;
+  manual.help = "Manual.";
+  std::vector<const runbook::SampleFamily*> one{&manual};
+  runbook::MergeOrderedInto(one, out);
+  CHECK(out[0].help == "Manual.");
 }
 
 TEST_CASE("merging a sorted run into an ordered list equals ordering the whole list") {

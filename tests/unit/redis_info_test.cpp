@@ -102,6 +102,31 @@ TEST_CASE("redis INFO parsed again into the same object holds only the new text"
   CHECK(testing::Exposition(reused.Take()) == testing::Exposition(fresh.Take()));
 }
 
+TEST_CASE("redis INFO parsed again reuses the previous sort only where it still sorts the fields") {
+  // The parser tries the permutation that sorted the previous text's section first.
+  auto fields = [](const redis::RedisInfo& info) {
+    std::vector<std::string> out;
+    for (const auto& s : info.sections)
+      for (const auto& [k, v] : s.fields) out.push_back(s.name + "." + std::string(k) + "=" + std::string(v));
+    return out;
+  };
+  const std::string texts[] = {
+      "# Stats\nb:1\na:2\nc:3\n",
+      "# Stats\nb:4\na:5\nc:6\n",       // the same order: the kept permutation applies
+      "# Stats\nc:7\na:8\nb:9\n",       // another order of as many fields
+      "# Stats\na:1\na:2\nb:3\n",       // as many lines, one field repeated (the first counts)
+      "# Stats\na:1\nb:2\nc:3\n",       // after a text with a repeated field
+      "# Stats\nb:1\na:2\nc:3\nd:4\n",  // one field more
+  };
+  redis::RedisInfo reused;
+  for (const auto& text : texts) {
+    CAPTURE(text);
+    ParseRedisInfo(text, reused);
+    CHECK(fields(reused) == fields(ParseRedisInfo(text)));
+  }
+  CHECK(fields(reused) == std::vector<std::string>{"stats.a=2", "stats.b=1", "stats.c=3", "stats.d=4"});
+}
+
 TEST_CASE("redis Redis 7.0 INFO maps to redis_exporter's names in base units") {
   std::string m = Published(Info("7.0/default"));
   // connected_clients:2

@@ -4,7 +4,10 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -59,6 +62,8 @@ struct Script {
   std::atomic<std::size_t> seen_keys{0};
   bool share = false;                // writes shared["from_" + name]
   std::atomic<int> shared_seen{-1};  // size of ctx.shared at entry; -1 when null
+  std::mutex threads_mu;
+  std::vector<std::thread::id> threads;  // the thread of each call
 };
 
 class ScriptedCollector final : public Collector {
@@ -73,6 +78,10 @@ class ScriptedCollector final : public Collector {
     while (now > prev && !s_.max_running.compare_exchange_weak(prev, now)) {
     }
     ++s_.calls;
+    {
+      std::lock_guard lock(s_.threads_mu);
+      s_.threads.push_back(std::this_thread::get_id());
+    }
     std::this_thread::sleep_for(s_.sleep);
     sink.Add({s_.family.empty() ? "fake_" + name_ : s_.family, s_.kind, "Fake.", {"label"}}, {s_.value_label},
              1);
@@ -105,6 +114,12 @@ std::string Text(const TargetRuntime& rt) {
   auto snap = rt.Snapshot();
   REQUIRE(snap);
   return testing::Exposition(snap->families);
+}
+
+int ThreadsOfThisProcess() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
 }
 
 bool Contains(const std::string& hay, const std::string& needle) {
@@ -278,8 +293,8 @@ TEST_CASE(
 }
 
 TEST_CASE("scheduler keeps a lone target's schedule whether its collections finish in time or overrun") {
-  // The worker wakes the timer thread only when a collection overran the due time the timer
-  // planned for; with one target nothing else would wake it.
+  // With one target the worker that finished a collection is the one to wait for the next due
+  // time, in time or after an overrun; nothing else would wake it.
   FakeWorld world;
   Script in_time, overrun;
   overrun.sleep = 30ms;  // longer than its 20 ms interval
@@ -302,6 +317,27 @@ TEST_CASE("scheduler keeps a lone target's schedule whether its collections fini
     sched.Stop();
   }
   CHECK(overrun.calls >= 5);
+}
+
+TEST_CASE("scheduler: the idle worker that wakes for a due collection runs it, without a timer thread") {
+  // A hand-off from a timer thread to a worker would cost a second wake-up per collection.
+  FakeWorld world;
+  Script s;
+  std::vector<CollectorInfo> registry{Info(s, "c", Tier::kFast)};
+  const int before = ThreadsOfThisProcess();
+  Scheduler sched(
+      3, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
+  CHECK(ThreadsOfThisProcess() - before == 3);
+  sched.Apply({Target("a", {"c"}, 10ms)});
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (s.calls < 25 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(10ms);
+  sched.Stop();
+  std::lock_guard lock(s.threads_mu);
+  REQUIRE(s.threads.size() >= 25);
+  // After the first collections (the first watcher may have waited without a due time), one
+  // worker watches the clock, collects and watches again; the others stay asleep.
+  const std::vector<std::thread::id> last(s.threads.end() - 20, s.threads.end());
+  CHECK(std::count(last.begin(), last.end(), last.front()) == 20);
 }
 
 TEST_CASE("scheduler apply keeps unchanged targets and replaces changed and removed ones") {
