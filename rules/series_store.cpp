@@ -1,8 +1,10 @@
 #include "runbook/series_store.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -43,9 +45,22 @@ struct alignas(64) StoredSeries {
   }
   ~StoredSeries() { FreeHistory(); }
 
+  // Every point held; with history, those before oldest() are out of reach and not to be read.
   std::span<const promql::Point> points() const {
     return keep_ms == 0 ? std::span<const promql::Point>(pts_.recent, n_recent_)
                         : std::span<const promql::Point>(pts_.history.data, pts_.history.size);
+  }
+  TimestampMs oldest() const {
+    return keep_ms == 0 || empty() ? std::numeric_limits<TimestampMs>::min()
+                                   : back().t - keep_ms - promql::kLookbackDeltaMs;
+  }
+  // The points within reach.
+  std::span<const promql::Point> retained() const {
+    const auto pts = points();
+    const TimestampMs o = oldest();
+    return {std::lower_bound(pts.begin(), pts.end(), o,
+                             [](const promql::Point& p, TimestampMs t) { return p.t < t; }),
+            pts.end()};
   }
   bool empty() const { return points().empty(); }
   const promql::Point& back() const { return points().back(); }
@@ -58,13 +73,17 @@ struct alignas(64) StoredSeries {
       pts_.recent[n_recent_ == 2 ? 1 : n_recent_++] = {t, v};
       return;
     }
+    // Points out of reach are dropped only when the buffer is full: one move per many appends
+    // instead of one per append. Readers skip them (oldest()).
     History& h = pts_.history;
-    const TimestampMs oldest = t - keep_ms - promql::kLookbackDeltaMs;
-    std::uint32_t drop = 0;
-    while (drop < h.size && h.data[drop].t < oldest) ++drop;
-    if (drop > 0) {
-      std::memmove(h.data, h.data + drop, (h.size - drop) * sizeof(promql::Point));
-      h.size -= drop;
+    if (h.size == h.cap) {
+      const auto* keep = std::lower_bound(h.data, h.data + h.size, t - keep_ms - promql::kLookbackDeltaMs,
+                                          [](const promql::Point& p, TimestampMs o) { return p.t < o; });
+      const auto drop = static_cast<std::uint32_t>(keep - h.data);
+      if (drop > 0) {
+        std::memmove(h.data, h.data + drop, (h.size - drop) * sizeof(promql::Point));
+        h.size -= drop;
+      }
     }
     if (h.size == h.cap) {
       const std::uint32_t cap = h.cap < 4 ? 4 : h.cap * 2;
@@ -102,6 +121,10 @@ struct alignas(64) StoredSeries {
       n_recent_ = 0;
     }
     keep_ms = keep;
+  }
+
+  void Prefetch() const {
+    if (keep_ms != 0 && pts_.history.size != 0) __builtin_prefetch(pts_.history.data + pts_.history.size - 1);
   }
 
   std::size_t heap_bytes() const {
@@ -197,12 +220,29 @@ bool MatchesAll(const std::vector<const promql::Matcher*>& matchers, const Label
   return true;
 }
 
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// The slots of one metric name: whole chunks of consecutive ids, so that a selector's
+// candidates (its name's postings, ascending) lie side by side and the hardware prefetcher
+// streams them. Chunks double from kMinChunk to kMaxChunk slots as the name grows; a name's
+// chunks go back to a shared pool when its last series is deleted.
+struct NameSlots {
+  std::vector<Id> free;                              // ids in this name's chunks, unused
+  std::vector<std::pair<Id, std::uint32_t>> chunks;  // first id, size
+  std::uint32_t capacity = 0, live = 0;
+};
+constexpr std::uint32_t kMinChunkLog = 3, kMaxChunkLog = 8;
+
 }  // namespace
 
 struct SeriesStore::Impl {
   std::vector<StoredSeries> series;  // by id
   std::vector<std::uint64_t> seen;   // by id: the last Ingest/Retire pass that handled the series
-  std::vector<Id> free_ids;
+  std::unordered_map<std::string, NameSlots, StringHash, std::equal_to<>> names;
+  std::vector<Id> chunk_pool[kMaxChunkLog + 1];  // first ids of unused chunks, by log2(size)
   IdTable ids;
   promql::Postings postings;
   std::unordered_map<std::string, Id> source_ids;
@@ -234,15 +274,7 @@ struct SeriesStore::Impl {
       *id_out = *found;
       return series[*found];
     }
-    Id id;
-    if (free_ids.empty()) {
-      id = static_cast<Id>(series.size());
-      series.emplace_back();
-      seen.push_back(0);
-    } else {
-      id = free_ids.back();
-      free_ids.pop_back();
-    }
+    const Id id = AllocateSlot(LabelValue(metric, "__name__"));
     ids.Insert(hash, id);
     StoredSeries& s = series[id];
     s.metric = LabelSet(metric);
@@ -252,13 +284,46 @@ struct SeriesStore::Impl {
     return s;
   }
 
+  Id AllocateSlot(std::string_view name) {
+    auto it = names.find(name);
+    if (it == names.end()) it = names.emplace(std::string(name), NameSlots{}).first;
+    NameSlots& n = it->second;
+    if (n.free.empty()) {
+      const std::uint32_t log =
+          std::clamp<std::uint32_t>(std::bit_width(n.capacity), kMinChunkLog, kMaxChunkLog);
+      const std::uint32_t size = 1u << log;
+      Id first;
+      if (!chunk_pool[log].empty()) {
+        first = chunk_pool[log].back();
+        chunk_pool[log].pop_back();
+      } else {
+        first = static_cast<Id>(series.size());
+        series.resize(series.size() + size);
+        seen.resize(series.size(), 0);
+      }
+      n.chunks.emplace_back(first, size);
+      n.capacity += size;
+      for (Id id = first + size; id-- > first;) n.free.push_back(id);
+    }
+    const Id id = n.free.back();
+    n.free.pop_back();
+    ++n.live;
+    return id;
+  }
+
   void Delete(Id id) {
     StoredSeries& s = series[id];
     ids.Erase(LabelsHash(s.metric), id);
     postings.Remove(id, s.metric);
+    auto it = names.find(LabelValue(s.metric, "__name__"));
     s = StoredSeries{};
     seen[id] = 0;
-    free_ids.push_back(id);
+    NameSlots& n = it->second;
+    n.free.push_back(id);
+    if (--n.live == 0) {
+      for (const auto& [first, size] : n.chunks) chunk_pool[std::countr_zero(size)].push_back(first);
+      names.erase(it);
+    }
   }
 
   static bool Expired(const StoredSeries& s, TimestampMs now) {
@@ -385,10 +450,12 @@ SeriesStore::Stats SeriesStore::stats() const {
   for (const auto& s : impl_->series) {
     if (s.metric.empty()) continue;
     ++st.series;
-    st.samples += s.points().size();
+    st.samples += s.retained().size();
     st.bytes += sizeof(StoredSeries) + sizeof(std::uint64_t) + s.heap_bytes();  // with its `seen`
   }
   if (st.series) st.bytes += impl_->postings.bytes() + impl_->ids.bytes();
+  // Unused slots of the names' chunks and of the pool, with their `seen`.
+  st.bytes += (impl_->series.size() - st.series) * (sizeof(StoredSeries) + sizeof(std::uint64_t));
   return st;
 }
 
@@ -403,24 +470,48 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
     const auto pts = s.points();
-    if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
+    if (pts.empty() || pts.back().t < mint) return;
+    const TimestampMs from = std::max(mint, s.oldest());
     // Mostly the window ends at or just before the newest point (a group evaluates at its slot,
-    // before the next collection): a few steps back read the cache line already loaded, where a
-    // binary search would touch a new line per probe.
+    // before the next collection) and holds the newest few dozen points: searching back from the
+    // newest point reads the lines the caller reads next anyway, where a binary search over the
+    // buffer would touch lines the window does not cover.
     auto hi = pts.end();
     for (int back = 0; back < 3 && hi != pts.begin() && std::prev(hi)->t > maxt; ++back) --hi;
     if (hi != pts.begin() && std::prev(hi)->t > maxt)
       hi = std::upper_bound(pts.begin(), hi, maxt,
                             [](TimestampMs t, const promql::Point& p) { return t < p.t; });
-    auto lo = pts.front().t >= mint
-                  ? pts.begin()
-                  : std::lower_bound(pts.begin(), hi, mint,
-                                     [](const promql::Point& p, TimestampMs t) { return p.t < t; });
+    if (hi == pts.begin()) return;
+    // The window's first point: guessed from the spacing of the two newest (collections are
+    // regular), then corrected by a few steps; the guess touches only lines the caller reads.
+    auto lo = hi;
+    if (const auto held = hi - pts.begin(); held >= 2) {
+      const TimestampMs step = std::prev(hi)->t - std::prev(hi, 2)->t;
+      const TimestampMs span = std::prev(hi)->t - from;
+      lo = span < 0 ? hi : hi - std::min<std::ptrdiff_t>(held, span / step + 1);
+    } else if (std::prev(hi)->t >= from) {
+      lo = std::prev(hi);
+    }
+    int steps = 0;
+    for (; steps < 4 && lo != pts.begin() && std::prev(lo)->t >= from; ++steps) --lo;
+    for (; steps < 4 && lo != hi && lo->t < from; ++steps) ++lo;
+    if (steps == 4) {
+      auto less = [](const promql::Point& p, TimestampMs t) { return p.t < t; };
+      lo = lo != hi && lo->t < from ? std::lower_bound(lo, hi, from, less)
+                                    : std::lower_bound(pts.begin(), lo, from, less);
+    }
     if (lo == hi) return;
     fn(s.metric, std::span<const promql::Point>(lo, hi));
   };
   if (candidates) {
-    for (Id id : candidates->ids) visit(impl_->series[id]);
+    // The points of a series with history lie in their own buffer: a miss each, unless asked
+    // for a few candidates ahead.
+    const auto& ids = candidates->ids;
+    constexpr std::size_t kAhead = 6;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i + kAhead < ids.size()) impl_->series[ids[i + kAhead]].Prefetch();
+      visit(impl_->series[ids[i]]);
+    }
   } else {
     for (const auto& s : impl_->series) visit(s);
   }

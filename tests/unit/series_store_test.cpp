@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
 namespace series_store_test {
 
@@ -283,6 +284,117 @@ TEST_CASE("series store: an append reference is used only while its slot holds t
   CHECK(got["rec_a/t"][0].v == 8);
   CHECK(got["rec_a/t"][1].v == 9);
   CHECK(Read(store, {Eq("__name__", "rec_b")}, 0, 20 * kMin)["rec_b/t"].size() == 1);
+}
+
+// A series' append reference is its slot + 1: the tests below read the layout from it.
+std::uint64_t Ref(SeriesStore& store, const std::string& name, int i, TimestampMs t, double v = 1) {
+  return store.AppendRef(0, LabelSet(Labels{{"__name__", name}, {"i", std::to_string(i)}}), t, v);
+}
+
+TEST_CASE("series store: the series of one name get neighbouring slots, however their creation interleaves") {
+  SeriesStore store;
+  std::map<std::string, std::vector<std::uint64_t>> refs;
+  // 600 series of "big" spill over several chunks; "small" has 3; both interleave with each other
+  // and with 600 series of other names.
+  for (int i = 0; i < 600; ++i) {
+    refs["big"].push_back(Ref(store, "big", i, 1 * kMin, i));
+    if (i % 200 == 0) refs["small"].push_back(Ref(store, "small", i, 1 * kMin, i));
+    store.Ingest("t" + std::to_string(i % 7), 1 * kMin + i,
+                 {S("other_" + std::to_string(i % 5), "x" + std::to_string(i), i)});
+  }
+  for (auto& [name, r] : refs) {
+    std::set<std::uint64_t> distinct(r.begin(), r.end());
+    CHECK(distinct.size() == r.size());
+    // Few runs of consecutive slots: a run breaks only where a new chunk starts.
+    std::sort(r.begin(), r.end());
+    int runs = 1;
+    for (std::size_t i = 1; i < r.size(); ++i) runs += r[i] != r[i - 1] + 1;
+    CHECK(runs <= 8);
+  }
+  std::size_t n = 0;
+  store.Select({Eq("__name__", "big")}, 0, 10 * kMin,
+               [&](const Labels& m, std::span<const promql::Point> pts) {
+                 REQUIRE(pts.size() == 1);
+                 CHECK(pts[0].v == std::stoi(std::string(LabelValue(m, "i"))));
+                 ++n;
+               });
+  CHECK(n == 600);
+  CHECK(Read(store, {Eq("__name__", "small")}, 0, 10 * kMin).size() == 1);  // keyed by name/target
+}
+
+TEST_CASE(
+    "series store: a slot freed by a dropped series is reused by its name, then by others once the name is "
+    "gone") {
+  SeriesStore store;
+  std::vector<std::uint64_t> first;
+  for (int i = 0; i < 5; ++i) first.push_back(Ref(store, "a", i, 1 * kMin));
+  const auto b0 = Ref(store, "b", 0, 1 * kMin);
+  const auto size = store.stats().bytes;
+  // Keep a/0..3 and b alive; a/4 ages out and is dropped.
+  for (int i = 0; i < 4; ++i) Ref(store, "a", i, 7 * kMin, 10 + i);
+  Ref(store, "b", 0, 7 * kMin);
+  store.Compact(7 * kMin);
+  CHECK(store.stats().series == 5);
+  // A new series of "a" takes a/4's slot; nothing grows.
+  const auto a9 = Ref(store, "a", 9, 7 * kMin, 99);
+  CHECK(a9 == first[4]);
+  CHECK(store.stats().bytes <= size + 64);
+  std::map<std::string, double> values;
+  store.Select({Eq("__name__", "a")}, 6 * kMin, 8 * kMin,
+               [&](const Labels& m, std::span<const promql::Point> pts) {
+                 REQUIRE(pts.size() == 1);  // a/9 did not inherit a/4's point
+                 values[std::string(LabelValue(m, "i"))] = pts.back().v;
+               });
+  CHECK(values == std::map<std::string, double>{{"0", 10}, {"1", 11}, {"2", 12}, {"3", 13}, {"9", 99}});
+  // Every "a" gone: its chunk serves the next new name, and the old references fall back.
+  Ref(store, "b", 0, 13 * kMin);
+  store.Compact(13 * kMin);
+  REQUIRE(store.stats().series == 1);
+  const auto c0 = Ref(store, "c", 0, 13 * kMin, 5);
+  CHECK(c0 == first[0]);
+  CHECK(Read(store, {Eq("__name__", "a")}, 0, 20 * kMin).empty());
+  const LabelSet a0 = Labels{{"__name__", "a"}, {"i", "0"}};
+  const auto a0_ref = store.AppendRef(first[0], a0, 14 * kMin, 7);
+  CHECK(a0_ref != first[0]);
+  CHECK(Read(store, {Eq("__name__", "c")}, 0, 20 * kMin).begin()->second.back().v == 5);
+  CHECK(store.AppendRef(b0, LabelSet(Labels{{"__name__", "b"}, {"i", "0"}}), 14 * kMin, 3) == b0);
+}
+
+TEST_CASE(
+    "series store: references stay valid across compaction; retained history is exact while the buffer drops "
+    "lazily") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 2 * kMin}});
+  const LabelSet h = Labels{{"__name__", "h"}, {"i", "0"}};
+  const LabelSet gone = Labels{{"__name__", "h"}, {"i", "1"}};
+  auto ref = store.AppendRef(0, h, 0, 0);
+  const auto gone_ref = store.AppendRef(0, gone, 0, 0);
+  for (int k = 1; k <= 100; ++k) {
+    const TimestampMs t = k * 15'000;
+    CHECK(store.AppendRef(ref, h, t, k) == ref);
+    store.Compact(t);
+    // Every point within keep + lookback (7 min) of the newest, nothing older.
+    std::vector<promql::Point> pts;
+    store.Select({Eq("i", "0")}, 0, t,
+                 [&](const Labels&, std::span<const promql::Point> p) { pts.assign(p.begin(), p.end()); });
+    REQUIRE(!pts.empty());
+    CHECK(pts.back().t == t);
+    CHECK(pts.front().t == std::max<TimestampMs>(0, t - 7 * kMin));
+    CHECK(pts.size() == static_cast<std::size_t>(std::min(k, 28) + 1));
+    CHECK(store.stats().samples == pts.size() + (t <= 7 * kMin ? 1 : 0));
+    // A window inside the history: exactly its points.
+    std::size_t n = 0;
+    store.Select({Eq("i", "0")}, t - 60'000, t - 30'000,
+                 [&](const Labels&, std::span<const promql::Point> p) {
+                   n = p.size();
+                   for (const auto& q : p) CHECK((q.t >= t - 60'000 && q.t <= t - 30'000));
+                 });
+    CHECK(n == static_cast<std::size_t>(std::clamp(k - 1, 0, 3)));
+  }
+  // h/1 aged out long ago: its reference falls back and recreates it.
+  CHECK(store.stats().series == 1);
+  CHECK(store.AppendRef(gone_ref, gone, 101 * 15'000, 1) != 0);
+  CHECK(store.stats().series == 2);
 }
 
 }  // namespace series_store_test
