@@ -2,9 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <map>
-#include <set>
+#include <thread>
 
 namespace series_store_test {
 
@@ -286,78 +287,46 @@ TEST_CASE("series store: an append reference is used only while its slot holds t
   CHECK(Read(store, {Eq("__name__", "rec_b")}, 0, 20 * kMin)["rec_b/t"].size() == 1);
 }
 
-// A series' append reference is its slot + 1: the tests below read the layout from it.
-std::uint64_t Ref(SeriesStore& store, const std::string& name, int i, TimestampMs t, double v = 1) {
-  return store.AppendRef(0, LabelSet(Labels{{"__name__", name}, {"i", std::to_string(i)}}), t, v);
-}
-
-TEST_CASE("series store: the series of one name get neighbouring slots, however their creation interleaves") {
-  SeriesStore store;
-  std::map<std::string, std::vector<std::uint64_t>> refs;
-  // 600 series of "big" spill over several chunks; "small" has 3; both interleave with each other
-  // and with 600 series of other names.
-  for (int i = 0; i < 600; ++i) {
-    refs["big"].push_back(Ref(store, "big", i, 1 * kMin, i));
-    if (i % 200 == 0) refs["small"].push_back(Ref(store, "small", i, 1 * kMin, i));
-    store.Ingest("t" + std::to_string(i % 7), 1 * kMin + i,
-                 {S("other_" + std::to_string(i % 5), "x" + std::to_string(i), i)});
-  }
-  for (auto& [name, r] : refs) {
-    std::set<std::uint64_t> distinct(r.begin(), r.end());
-    CHECK(distinct.size() == r.size());
-    // Few runs of consecutive slots: a run breaks only where a new chunk starts.
-    std::sort(r.begin(), r.end());
-    int runs = 1;
-    for (std::size_t i = 1; i < r.size(); ++i) runs += r[i] != r[i - 1] + 1;
-    CHECK(runs <= 8);
-  }
-  std::size_t n = 0;
-  store.Select({Eq("__name__", "big")}, 0, 10 * kMin,
-               [&](const Labels& m, std::span<const promql::Point> pts) {
-                 REQUIRE(pts.size() == 1);
-                 CHECK(pts[0].v == std::stoi(std::string(LabelValue(m, "i"))));
-                 ++n;
-               });
-  CHECK(n == 600);
-  CHECK(Read(store, {Eq("__name__", "small")}, 0, 10 * kMin).size() == 1);  // keyed by name/target
-}
-
 TEST_CASE(
-    "series store: a slot freed by a dropped series is reused by its name, then by others once the name is "
-    "gone") {
+    "series store: history buffers of dropped series are reused; a recreated series holds only its own "
+    "points") {
   SeriesStore store;
-  std::vector<std::uint64_t> first;
-  for (int i = 0; i < 5; ++i) first.push_back(Ref(store, "a", i, 1 * kMin));
-  const auto b0 = Ref(store, "b", 0, 1 * kMin);
-  const auto size = store.stats().bytes;
-  // Keep a/0..3 and b alive; a/4 ages out and is dropped.
-  for (int i = 0; i < 4; ++i) Ref(store, "a", i, 7 * kMin, 10 + i);
-  Ref(store, "b", 0, 7 * kMin);
-  store.Compact(7 * kMin);
-  CHECK(store.stats().series == 5);
-  // A new series of "a" takes a/4's slot; nothing grows.
-  const auto a9 = Ref(store, "a", 9, 7 * kMin, 99);
-  CHECK(a9 == first[4]);
-  CHECK(store.stats().bytes <= size + 64);
-  std::map<std::string, double> values;
-  store.Select({Eq("__name__", "a")}, 6 * kMin, 8 * kMin,
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  auto collect = [&](const std::string& source, int from, int to, TimestampMs t, double base) {
+    std::vector<StoreSample> samples;
+    for (int i = from; i < to; ++i) samples.push_back(S("h", "t" + std::to_string(i), base + i));
+    store.Ingest(source, t, samples);
+  };
+  // 300 series with 20 points of history each, from two sources.
+  for (int k = 1; k <= 20; ++k) {
+    collect("a", 0, 150, k * kMin, 1000 * k);
+    collect("b", 150, 300, k * kMin, 1000 * k);
+  }
+  const auto full = store.stats();
+  REQUIRE(full.series == 300);
+  CHECK(full.samples == 300 * 16);  // 1..20 min, back to 20 - 10 - 5 = 5 min
+  // b's series go stale and age out; new series (other targets) take their buffers.
+  for (int k = 21; k <= 40; ++k) collect("a", 0, 150, k * kMin, 1000 * k);
+  store.Compact(40 * kMin);
+  REQUIRE(store.stats().series == 150);
+  for (int k = 41; k <= 60; ++k) {
+    collect("a", 0, 150, k * kMin, 1000 * k);
+    collect("c", 300, 450, k * kMin, 7);
+  }
+  const auto again = store.stats();
+  REQUIRE(again.series == 300);
+  CHECK(again.samples == 300 * 16);
+  CHECK(again.bytes <= full.bytes + full.bytes / 10);
+  std::size_t seen = 0;
+  store.Select({Eq("__name__", "h")}, 0, 100 * kMin,
                [&](const Labels& m, std::span<const promql::Point> pts) {
-                 REQUIRE(pts.size() == 1);  // a/9 did not inherit a/4's point
-                 values[std::string(LabelValue(m, "i"))] = pts.back().v;
+                 const int i = std::stoi(std::string(LabelValue(m, "target")).substr(1));
+                 REQUIRE(pts.size() == 16);
+                 CHECK(pts.front().t == 45 * kMin);
+                 for (const auto& p : pts) CHECK(p.v == (i >= 300 ? 7 + i : 1000 * (p.t / kMin) + i));
+                 ++seen;
                });
-  CHECK(values == std::map<std::string, double>{{"0", 10}, {"1", 11}, {"2", 12}, {"3", 13}, {"9", 99}});
-  // Every "a" gone: its chunk serves the next new name, and the old references fall back.
-  Ref(store, "b", 0, 13 * kMin);
-  store.Compact(13 * kMin);
-  REQUIRE(store.stats().series == 1);
-  const auto c0 = Ref(store, "c", 0, 13 * kMin, 5);
-  CHECK(c0 == first[0]);
-  CHECK(Read(store, {Eq("__name__", "a")}, 0, 20 * kMin).empty());
-  const LabelSet a0 = Labels{{"__name__", "a"}, {"i", "0"}};
-  const auto a0_ref = store.AppendRef(first[0], a0, 14 * kMin, 7);
-  CHECK(a0_ref != first[0]);
-  CHECK(Read(store, {Eq("__name__", "c")}, 0, 20 * kMin).begin()->second.back().v == 5);
-  CHECK(store.AppendRef(b0, LabelSet(Labels{{"__name__", "b"}, {"i", "0"}}), 14 * kMin, 3) == b0);
+  CHECK(seen == 300);
 }
 
 TEST_CASE(
@@ -395,6 +364,72 @@ TEST_CASE(
   CHECK(store.stats().series == 1);
   CHECK(store.AppendRef(gone_ref, gone, 101 * 15'000, 1) != 0);
   CHECK(store.stats().series == 2);
+}
+
+TEST_CASE("series store: selects run concurrently with ingestion, appends and compaction") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 2 * kMin}});
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    const LabelSet out = Labels{{"__name__", "rec"}, {"target", "x"}};
+    std::uint64_t ref = 0;
+    for (int k = 1; k <= 300; ++k) {
+      std::vector<StoreSample> samples;
+      for (int i = 0; i < 50; ++i)
+        samples.push_back(S(i % 2 ? "h" : "g", "t" + std::to_string(i + k % 7), k));
+      store.Ingest("a", k * 15'000, samples);
+      ref = store.AppendRef(ref, out, k * 15'000, k);
+      store.Compact(k * 15'000);
+    }
+    done = true;
+  });
+  while (!done) {
+    store.Select({Eq("__name__", "h")}, 0, 1'000 * kMin,
+                 [&](const Labels&, std::span<const promql::Point> pts) {
+                   for (std::size_t i = 1; i < pts.size(); ++i) CHECK(pts[i - 1].t < pts[i].t);
+                 });
+    (void)store.stats();
+  }
+  writer.join();
+  CHECK(store.stats().series > 0);
+}
+
+TEST_CASE(
+    "series store: compaction repacks history buffers left idle by growth, keeping every retained point") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  constexpr int kSeries = 20'000;
+  auto collect = [&](int k) {
+    std::vector<StoreSample> samples;
+    samples.reserve(kSeries);
+    for (int i = 0; i < kSeries; ++i) samples.push_back(S("h", "t" + std::to_string(i), k * 100'000.0 + i));
+    store.Ingest("a", k * 15'000, samples);
+  };
+  auto check = [&](int newest) {
+    std::size_t n = 0;
+    store.Select({Eq("__name__", "h")}, 0, 1'000 * kMin,
+                 [&](const Labels& m, std::span<const promql::Point> pts) {
+                   const int i = std::stoi(std::string(LabelValue(m, "target")).substr(1));
+                   REQUIRE(pts.size() == static_cast<std::size_t>(newest));
+                   for (std::size_t j = 0; j < pts.size(); ++j) {
+                     CHECK(pts[j].t == static_cast<TimestampMs>(j + 1) * 15'000);
+                     CHECK(pts[j].v == (j + 1) * 100'000.0 + i);
+                   }
+                   ++n;
+                 });
+    CHECK(n == kSeries);
+  };
+  // 30 points each: buffers grew 4 → 8 → 16 → 32, leaving 28 points per series idle.
+  for (int k = 1; k <= 30; ++k) collect(k);
+  const auto grown = store.stats();
+  store.Compact(30 * 15'000);
+  const auto packed = store.stats();
+  CHECK(packed.series == grown.series);
+  CHECK(packed.samples == grown.samples);
+  CHECK(grown.bytes - packed.bytes > std::size_t(kSeries) * 300);
+  check(30);
+  for (int k = 31; k <= 34; ++k) collect(k);  // and the packed buffers take appends and grow
+  check(34);
 }
 
 }  // namespace series_store_test
