@@ -26,8 +26,8 @@ constexpr std::size_t kHugePage = std::size_t(2) << 20;
 
 // Memory the kernel is asked to back with huge pages: the store's points and slots (~100 MB
 // in the bench) are read in an order unrelated to their addresses, so with 4 KiB pages nearly
-// every series costs a TLB miss and a page walk on top of the cache miss.
-// Mapped directly (malloc would keep freed blocks in its heap), aligned to a huge page.
+// every series costs a TLB miss and a page walk on top of the cache miss. Mapped directly
+// (malloc would keep freed blocks in its heap), aligned to a huge page.
 std::size_t HugeSize(std::size_t bytes) {
   return (bytes + kHugePage - 1) / kHugePage * kHugePage;
 }
@@ -71,8 +71,8 @@ struct HugePageAllocator {
 };
 
 // The history buffers: power-of-two capacities carved from huge-page blocks, reused by
-// capacity once freed. Blocks are returned only with the store. Not synchronised: the store's
-// exclusive lock covers every change.
+// capacity once freed. Blocks are returned when Compact repacks the buffers into a fresh arena,
+// and with the store. Not synchronised: the store's exclusive lock covers every change.
 class PointArena {
  public:
   PointArena() = default;
