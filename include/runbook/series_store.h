@@ -8,8 +8,11 @@
 // collection publishes only the target's self-metrics, so all its other series go stale.
 //
 // Memory: a series matching no Retention keeps only its newest two points; a series matching one
-// keeps points back to keep_ms + the 5 min lookback. Series whose newest point is a staleness
-// marker are dropped once that marker and every retained point have aged out.
+// keeps points back to keep_ms + the 5 min lookback (older points leave its buffer when the
+// buffer fills, and are never read). Series whose newest point is a staleness marker are dropped
+// once that marker and every retained point have aged out. Slots and history buffers lie on
+// memory advised as huge pages (selectors read them in no address order: with 4 KiB pages a
+// TLB miss per series); freed buffers are reused, and returned only with the store.
 //
 // Lookup: series live in slots found by a hash of their labels; Select visits only the series a
 // label index (rules/promql/postings.h) offers for the selector's non-empty matchers, or every

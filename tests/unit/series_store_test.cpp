@@ -2,8 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <map>
+#include <thread>
 
 namespace series_store_test {
 
@@ -283,6 +285,151 @@ TEST_CASE("series store: an append reference is used only while its slot holds t
   CHECK(got["rec_a/t"][0].v == 8);
   CHECK(got["rec_a/t"][1].v == 9);
   CHECK(Read(store, {Eq("__name__", "rec_b")}, 0, 20 * kMin)["rec_b/t"].size() == 1);
+}
+
+TEST_CASE(
+    "series store: history buffers of dropped series are reused; a recreated series holds only its own "
+    "points") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  auto collect = [&](const std::string& source, int from, int to, TimestampMs t, double base) {
+    std::vector<StoreSample> samples;
+    for (int i = from; i < to; ++i) samples.push_back(S("h", "t" + std::to_string(i), base + i));
+    store.Ingest(source, t, samples);
+  };
+  // 300 series with 20 points of history each, from two sources.
+  for (int k = 1; k <= 20; ++k) {
+    collect("a", 0, 150, k * kMin, 1000 * k);
+    collect("b", 150, 300, k * kMin, 1000 * k);
+  }
+  const auto full = store.stats();
+  REQUIRE(full.series == 300);
+  CHECK(full.samples == 300 * 16);  // 1..20 min, back to 20 - 10 - 5 = 5 min
+  // b's series go stale and age out; new series (other targets) take their buffers.
+  for (int k = 21; k <= 40; ++k) collect("a", 0, 150, k * kMin, 1000 * k);
+  store.Compact(40 * kMin);
+  REQUIRE(store.stats().series == 150);
+  for (int k = 41; k <= 60; ++k) {
+    collect("a", 0, 150, k * kMin, 1000 * k);
+    collect("c", 300, 450, k * kMin, 7);
+  }
+  const auto again = store.stats();
+  REQUIRE(again.series == 300);
+  CHECK(again.samples == 300 * 16);
+  CHECK(again.bytes <= full.bytes + full.bytes / 10);
+  std::size_t seen = 0;
+  store.Select({Eq("__name__", "h")}, 0, 100 * kMin,
+               [&](const Labels& m, std::span<const promql::Point> pts) {
+                 const int i = std::stoi(std::string(LabelValue(m, "target")).substr(1));
+                 REQUIRE(pts.size() == 16);
+                 CHECK(pts.front().t == 45 * kMin);
+                 for (const auto& p : pts) CHECK(p.v == (i >= 300 ? 7 + i : 1000 * (p.t / kMin) + i));
+                 ++seen;
+               });
+  CHECK(seen == 300);
+}
+
+TEST_CASE(
+    "series store: references stay valid across compaction; retained history is exact while the buffer drops "
+    "lazily") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 2 * kMin}});
+  const LabelSet h = Labels{{"__name__", "h"}, {"i", "0"}};
+  const LabelSet gone = Labels{{"__name__", "h"}, {"i", "1"}};
+  auto ref = store.AppendRef(0, h, 0, 0);
+  const auto gone_ref = store.AppendRef(0, gone, 0, 0);
+  for (int k = 1; k <= 100; ++k) {
+    const TimestampMs t = k * 15'000;
+    CHECK(store.AppendRef(ref, h, t, k) == ref);
+    store.Compact(t);
+    // Every point within keep + lookback (7 min) of the newest, nothing older.
+    std::vector<promql::Point> pts;
+    store.Select({Eq("i", "0")}, 0, t,
+                 [&](const Labels&, std::span<const promql::Point> p) { pts.assign(p.begin(), p.end()); });
+    REQUIRE(!pts.empty());
+    CHECK(pts.back().t == t);
+    CHECK(pts.front().t == std::max<TimestampMs>(0, t - 7 * kMin));
+    CHECK(pts.size() == static_cast<std::size_t>(std::min(k, 28) + 1));
+    CHECK(store.stats().samples == pts.size() + (t <= 7 * kMin ? 1 : 0));
+    // A window inside the history: exactly its points.
+    std::size_t n = 0;
+    store.Select({Eq("i", "0")}, t - 60'000, t - 30'000,
+                 [&](const Labels&, std::span<const promql::Point> p) {
+                   n = p.size();
+                   for (const auto& q : p) CHECK((q.t >= t - 60'000 && q.t <= t - 30'000));
+                 });
+    CHECK(n == static_cast<std::size_t>(std::clamp(k - 1, 0, 3)));
+  }
+  // h/1 aged out long ago: its reference falls back and recreates it.
+  CHECK(store.stats().series == 1);
+  CHECK(store.AppendRef(gone_ref, gone, 101 * 15'000, 1) != 0);
+  CHECK(store.stats().series == 2);
+}
+
+TEST_CASE("series store: selects run concurrently with ingestion, appends and compaction") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 2 * kMin}});
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    const LabelSet out = Labels{{"__name__", "rec"}, {"target", "x"}};
+    std::uint64_t ref = 0;
+    for (int k = 1; k <= 300; ++k) {
+      std::vector<StoreSample> samples;
+      for (int i = 0; i < 50; ++i)
+        samples.push_back(S(i % 2 ? "h" : "g", "t" + std::to_string(i + k % 7), k));
+      store.Ingest("a", k * 15'000, samples);
+      ref = store.AppendRef(ref, out, k * 15'000, k);
+      store.Compact(k * 15'000);
+    }
+    done = true;
+  });
+  while (!done) {
+    store.Select({Eq("__name__", "h")}, 0, 1'000 * kMin,
+                 [&](const Labels&, std::span<const promql::Point> pts) {
+                   for (std::size_t i = 1; i < pts.size(); ++i) CHECK(pts[i - 1].t < pts[i].t);
+                 });
+    (void)store.stats();
+  }
+  writer.join();
+  CHECK(store.stats().series > 0);
+}
+
+TEST_CASE(
+    "series store: compaction repacks history buffers left idle by growth, keeping every retained point") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  constexpr int kSeries = 20'000;
+  auto collect = [&](int k) {
+    std::vector<StoreSample> samples;
+    samples.reserve(kSeries);
+    for (int i = 0; i < kSeries; ++i) samples.push_back(S("h", "t" + std::to_string(i), k * 100'000.0 + i));
+    store.Ingest("a", k * 15'000, samples);
+  };
+  auto check = [&](int newest) {
+    std::size_t n = 0;
+    store.Select({Eq("__name__", "h")}, 0, 1'000 * kMin,
+                 [&](const Labels& m, std::span<const promql::Point> pts) {
+                   const int i = std::stoi(std::string(LabelValue(m, "target")).substr(1));
+                   REQUIRE(pts.size() == static_cast<std::size_t>(newest));
+                   for (std::size_t j = 0; j < pts.size(); ++j) {
+                     CHECK(pts[j].t == static_cast<TimestampMs>(j + 1) * 15'000);
+                     CHECK(pts[j].v == (j + 1) * 100'000.0 + i);
+                   }
+                   ++n;
+                 });
+    CHECK(n == kSeries);
+  };
+  // 30 points each: buffers grew 4 → 8 → 16 → 32, leaving 28 points per series idle.
+  for (int k = 1; k <= 30; ++k) collect(k);
+  const auto grown = store.stats();
+  store.Compact(30 * 15'000);
+  const auto packed = store.stats();
+  CHECK(packed.series == grown.series);
+  CHECK(packed.samples == grown.samples);
+  CHECK(grown.bytes - packed.bytes > std::size_t(kSeries) * 300);
+  check(30);
+  for (int k = 31; k <= 34; ++k) collect(k);  // and the packed buffers take appends and grow
+  check(34);
 }
 
 }  // namespace series_store_test
