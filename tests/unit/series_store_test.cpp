@@ -7,6 +7,10 @@
 #include <map>
 #include <thread>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace series_store_test {
 
 using namespace runbook;
@@ -431,5 +435,29 @@ TEST_CASE(
   for (int k = 31; k <= 34; ++k) collect(k);  // and the packed buffers take appends and grow
   check(34);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+// The history buffers come from the store's own blocks, which ASan sees as one allocation: the
+// arena poisons what it has not handed out, so a dropped series' buffer is caught if read.
+TEST_CASE("series store (ASan): a dropped series' history buffer and the arena's free space are poisoned") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  for (int k = 1; k <= 5; ++k) store.Ingest("a", k * kMin, {S("h", "gone", k)});
+  const promql::Point* buffer = nullptr;
+  std::size_t held = 0;
+  store.Select({Eq("__name__", "h")}, 0, 100 * kMin, [&](const Labels&, std::span<const promql::Point> pts) {
+    buffer = pts.data();
+    held = pts.size();
+  });
+  REQUIRE(held == 5);
+  CHECK(__asan_region_is_poisoned(const_cast<promql::Point*>(buffer), held * sizeof(promql::Point)) ==
+        nullptr);
+  CHECK(__asan_address_is_poisoned(buffer + 8));  // past the buffer: never handed out
+  store.Ingest("a", 6 * kMin, {});                // stale
+  store.Compact(60 * kMin);
+  REQUIRE(store.stats().series == 0);
+  CHECK(__asan_address_is_poisoned(buffer));
+}
+#endif
 
 }  // namespace series_store_test
