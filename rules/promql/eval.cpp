@@ -180,9 +180,16 @@ bool DropsName(const Expr& e) {
   return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
 }
 
-Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
-  Labels out = many;
+LabelSet ResultMetric(const LabelSet& many, const Labels& one, const Expr& e) {
   const auto& m = e.matching;
+  // Most results keep the many side's labels (maybe without __name__): its set, no new one.
+  const bool keeps_all =
+      m.include.empty() &&
+      (m.card != VectorMatching::Card::kOneToOne ||
+       (!m.on && std::none_of(m.labels.begin(), m.labels.end(),
+                              [&](const std::string& name) { return !LabelValue(many, name).empty(); })));
+  if (keeps_all) return DropsName(e) ? many.WithoutName() : many;
+  Labels out = many;
   if (DropsName(e)) out = DropMetricName(std::move(out));
   if (m.card == VectorMatching::Card::kOneToOne) {
     if (m.on) {
@@ -205,12 +212,45 @@ Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
 
 }  // namespace
 
+struct EvalCache::Impl {
+  // An aggregation's groups of the previous evaluation: label sets, and a table of
+  // (hash, index into sets) as EvalAggregate builds it (open addressing, power-of-two size).
+  struct Aggregation {
+    std::vector<std::pair<std::uint64_t, std::size_t>> table;
+    std::vector<LabelSet> sets;
+  };
+  std::unordered_map<const Expr*, Aggregation> aggregations;
+};
+
+EvalCache::EvalCache() : impl_(std::make_unique<Impl>()) {}
+EvalCache::~EvalCache() = default;
+EvalCache::EvalCache(const EvalCache&) : EvalCache() {}
+EvalCache& EvalCache::operator=(const EvalCache& other) {
+  if (this != &other) Clear();
+  return *this;
+}
+EvalCache::EvalCache(EvalCache&& other) noexcept : impl_(std::move(other.impl_)) {}
+EvalCache& EvalCache::operator=(EvalCache&& other) noexcept {
+  impl_.swap(other.impl_);
+  return *this;
+}
+void EvalCache::Clear() {
+  if (impl_) impl_->aggregations.clear();
+}
+std::size_t EvalCache::label_sets() const {
+  std::size_t n = 0;
+  if (impl_)
+    for (const auto& [_, a] : impl_->aggregations) n += a.sets.size();
+  return n;
+}
+
 Evaluator::Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, const EvalOptions& options)
     : storage_(storage),
       start_(start),
       end_(end),
       default_step_(options.default_step_ms > 0 ? options.default_step_ms : 60000),
-      max_samples_(options.max_samples) {}
+      max_samples_(options.max_samples),
+      cache_(options.cache) {}
 
 void Evaluator::Count(size_t samples) {
   samples_ += static_cast<long long>(samples);
@@ -569,7 +609,7 @@ namespace {
 constexpr std::size_t kNoGroup = ~std::size_t(0);
 
 struct Group {
-  Labels metric;
+  LabelSet metric;
   std::uint64_t hash = 0;  // LabelsHash(metric)
   double value = 0;
   double mean = 0;
@@ -607,6 +647,12 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
   // Groups by a hash of their labels in an open-addressing table of group indexes (told apart
   // by comparing). A sample's grouping labels are picked by walking its sorted labels next to
   // the sorted grouping list, and compared and hashed in place: only a new group copies them.
+  // A new group's label set comes from the cache when the previous evaluation had that group.
+  EvalCache::Impl::Aggregation* prev = nullptr;
+  if (cache_) {
+    if (!cache_->impl_) cache_->impl_ = std::make_unique<EvalCache::Impl>();
+    prev = &cache_->impl_->aggregations[&e];
+  }
   std::vector<Group> groups;
   std::vector<std::pair<std::uint64_t, std::size_t>> table(64, {0, kNoGroup});
   auto insert = [&](std::uint64_t hash, std::size_t group) {
@@ -646,7 +692,7 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     std::size_t found = kNoGroup;
     for (std::size_t i = hash & (table.size() - 1); table[i].second != kNoGroup;
          i = (i + 1) & (table.size() - 1)) {
-      if (table[i].first == hash && same(groups[table[i].second].metric)) {
+      if (table[i].first == hash && same(groups[table[i].second].metric.get())) {
         found = table[i].second;
         break;
       }
@@ -654,8 +700,21 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     if (found == kNoGroup) {
       Group g;
       g.hash = hash;
-      g.metric.reserve(picked.size());
-      for (const auto* l : picked) g.metric.push_back(*l);
+      if (prev && !prev->table.empty()) {
+        const std::size_t mask = prev->table.size() - 1;
+        for (std::size_t i = hash & mask; prev->table[i].second != kNoGroup; i = (i + 1) & mask) {
+          if (prev->table[i].first == hash && same(prev->sets[prev->table[i].second])) {
+            g.metric = prev->sets[prev->table[i].second];
+            break;
+          }
+        }
+      }
+      if (g.metric.empty() && !picked.empty()) {
+        Labels metric;
+        metric.reserve(picked.size());
+        for (const auto* l : picked) metric.push_back(*l);
+        g.metric = LabelSet(std::move(metric), hash);
+      }
       g.value = s.v;
       g.mean = s.v;
       g.count = 1;
@@ -701,6 +760,12 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       default: break;
     }
   }
+  if (prev) {
+    prev->sets.clear();
+    for (const auto& g : groups) prev->sets.push_back(g.metric);
+    prev->table = std::move(table);
+  }
+  out.vector.reserve(e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk ? 0 : groups.size());
   for (auto& g : groups) {
     double v = g.value;
     switch (e.agg) {
@@ -729,7 +794,7 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       }
       default: break;
     }
-    out.vector.push_back(Sample{LabelSet(std::move(g.metric), g.hash), ts, v});
+    out.vector.push_back(Sample{std::move(g.metric), ts, v});
   }
   return out;
 }

@@ -81,6 +81,7 @@ class Evaluator {
   TimestampMs default_step_;
   long long max_samples_;
   long long samples_ = 0;
+  EvalCache* cache_;  // optional
 };
 
 }  // namespace runbook::promql
