@@ -269,9 +269,10 @@ TimestampMs Evaluator::RefTime(const Expr& carrier, TimestampMs ts) const {
   return ts - carrier.offset_ms;
 }
 
-Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
+template <class Sink>
+void Evaluator::ForEachInstant(const Expr& vs, TimestampMs ts, Sink&& sink) {
   TimestampMs ref = RefTime(vs, ts);
-  Vector out;
+  size_t loaded = 0;
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
                   [&](const LabelSet& metric, std::span<const Point> points) {
                     // Tolerate stores that pass points outside the window.
@@ -282,10 +283,87 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
                     if (it == points.begin()) return;
                     const Point& last = *std::prev(it);
                     if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
-                    out.push_back(Sample{metric, last.t, last.v});
+                    ++loaded;
+                    sink(metric, last);
                   });
-  Count(out.size());
+  Count(loaded);
+}
+
+Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
+  Vector out;
+  ForEachInstant(vs, ts, [&](const LabelSet& metric, const Point& p) {
+    out.push_back(Sample{metric, p.t, p.v});
+  });
   return out;
+}
+
+const Expr* Evaluator::RangeSelectorArg(const Expr& e, size_t* matrix_arg) {
+  *matrix_arg = 0;
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    if (e.args[i]->type == ValueType::kMatrix) *matrix_arg = i;
+  }
+  const Expr& range_arg = Unparen(*e.args[*matrix_arg]);
+  return range_arg.kind == ExprKind::kMatrixSelector ? &range_arg : nullptr;
+}
+
+template <class Sink>
+void Evaluator::ForEachRangeResult(const Expr& e, const Expr& range_arg, size_t matrix_arg, TimestampMs ts,
+                                   Sink&& sink) {
+  const FunctionDef& f = *e.func;
+  FunctionCall call{e, ts, {}, {}, 0, 0, 0};
+  for (size_t i = 0; i < e.args.size(); ++i)
+    call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
+  // Each series' window goes straight from the store into the function: no matrix of copies.
+  const Expr& vs = *range_arg.operand;
+  const TimestampMs ref = RefTime(vs, ts);
+  call.range_start = ref - range_arg.range_ms;
+  call.range_end = ref;
+  call.range_ms = range_arg.range_ms;
+  size_t loaded = 0;
+  std::vector<Point> scratch;
+  storage_.Select(vs.matchers, call.range_start, call.range_end,
+                  [&](const LabelSet& metric, std::span<const Point> points) {
+                    // Tolerate stores that pass points outside the window; searching only when they do.
+                    auto lo = points.empty() || points.front().t >= call.range_start
+                                  ? points.begin()
+                                  : std::lower_bound(points.begin(), points.end(), call.range_start,
+                                                     [](const Point& p, TimestampMs t) { return p.t < t; });
+                    auto hi = points.empty() || points.back().t <= call.range_end
+                                  ? points.end()
+                                  : std::upper_bound(lo, points.end(), call.range_end,
+                                                     [](TimestampMs t, const Point& p) { return t < p.t; });
+                    std::span<const Point> window(lo, hi);
+                    if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
+                      scratch.clear();
+                      std::copy_if(lo, hi, std::back_inserter(scratch),
+                                   [](const Point& p) { return !IsStaleMarker(p.v); });
+                      window = scratch;
+                    }
+                    if (window.empty()) return;
+                    loaded += window.size();
+                    call.points = window;
+                    std::optional<double> v = f.series_fn(call);
+                    if (v) sink(metric, *v);
+                  });
+  Count(loaded);
+}
+
+template <class Sink>
+bool Evaluator::Stream(const Expr& arg, TimestampMs ts, Sink&& sink) {
+  const Expr& e = Unparen(arg);
+  if (e.kind == ExprKind::kVectorSelector) {
+    ForEachInstant(e, ts, [&](const LabelSet& metric, const Point& p) { sink(metric, p.v, false); });
+    return true;
+  }
+  if (e.kind != ExprKind::kCall || !e.func->series_fn) return false;
+  size_t matrix_arg = 0;
+  const Expr* range_arg = RangeSelectorArg(e, &matrix_arg);
+  // A result that drops names of several metrics may hold duplicates: EvalCall checks those.
+  const bool drop_name = !e.func->keeps_metric_name;
+  if (!range_arg || (drop_name && !OneName(range_arg->operand->matchers))) return false;
+  ForEachRangeResult(e, *range_arg, matrix_arg, ts,
+                     [&](const LabelSet& metric, double v) { sink(metric, v, drop_name); });
+  return true;
 }
 
 Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) {
@@ -529,53 +607,15 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
   out.type = e.type;
   if (f.series_fn) {
     size_t matrix_arg = 0;
-    for (size_t i = 0; i < e.args.size(); ++i) {
-      if (e.args[i]->type == ValueType::kMatrix) {
-        matrix_arg = i;
-      }
+    if (const Expr* range_arg = RangeSelectorArg(e, &matrix_arg)) {
+      ForEachRangeResult(e, *range_arg, matrix_arg, ts, [&](const LabelSet& metric, double v) {
+        out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, v});
+      });
+      if (!f.keeps_metric_name && !OneName(range_arg->operand->matchers)) CheckUniqueLabelsets(out.vector);
+      return out;
     }
     for (size_t i = 0; i < e.args.size(); ++i) {
       call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
-    }
-    const Expr& range_arg = Unparen(*e.args[matrix_arg]);
-    if (range_arg.kind == ExprKind::kMatrixSelector) {
-      // Each series' window goes straight from the store into the function: no matrix of copies.
-      const Expr& vs = *range_arg.operand;
-      const TimestampMs ref = RefTime(vs, ts);
-      call.range_start = ref - range_arg.range_ms;
-      call.range_end = ref;
-      call.range_ms = range_arg.range_ms;
-      size_t loaded = 0;
-      std::vector<Point> scratch;
-      storage_.Select(
-          vs.matchers, call.range_start, call.range_end,
-          [&](const LabelSet& metric, std::span<const Point> points) {
-            // Tolerate stores that pass points outside the window; searching only when they do.
-            auto lo = points.empty() || points.front().t >= call.range_start
-                          ? points.begin()
-                          : std::lower_bound(points.begin(), points.end(), call.range_start,
-                                             [](const Point& p, TimestampMs t) { return p.t < t; });
-            auto hi = points.empty() || points.back().t <= call.range_end
-                          ? points.end()
-                          : std::upper_bound(lo, points.end(), call.range_end,
-                                             [](TimestampMs t, const Point& p) { return t < p.t; });
-            std::span<const Point> window(lo, hi);
-            if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
-              scratch.clear();
-              std::copy_if(lo, hi, std::back_inserter(scratch),
-                           [](const Point& p) { return !IsStaleMarker(p.v); });
-              window = scratch;
-            }
-            if (window.empty()) return;
-            loaded += window.size();
-            call.points = window;
-            std::optional<double> v = f.series_fn(call);
-            if (!v) return;
-            out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, *v});
-          });
-      Count(loaded);
-      if (!f.keeps_metric_name && !OneName(vs.matchers)) CheckUniqueLabelsets(out.vector);
-      return out;
     }
     Window w;
     Matrix matrix = EvalRangeArg(*e.args[matrix_arg], ts, &w);
@@ -622,7 +662,11 @@ struct Group {
 Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
   Value param;
   if (e.param) param = Eval(*e.param, ts);
-  Value in = Eval(*e.operand, ts);
+  // These need each input sample, or check their parameter before evaluating the operand.
+  const bool streams = e.agg != AggOp::kTopk && e.agg != AggOp::kBottomk && e.agg != AggOp::kQuantile &&
+                       e.agg != AggOp::kCountValues;
+  Value in;
+  if (!streams) in = Eval(*e.operand, ts);
   Value out;
   out.type = ValueType::kVector;
   std::vector<std::string> grouping = e.grouping;
@@ -664,21 +708,23 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     }
   };
   std::vector<const Labels::value_type*> picked;
-  Labels metric;
-  for (auto& s : in.vector) {
+  Labels with_value;  // count_values: the grouping labels and the value label
+  // drop_name: `metric` has a __name__ the operand's result does not have.
+  auto add = [&](const LabelSet& metric, double v, bool drop_name) {
     picked.clear();
     auto g_it = grouping.begin();
-    for (const auto& l : s.metric) {
+    for (const auto& l : metric) {
+      if (drop_name && l.first == "__name__") continue;
       while (g_it != grouping.end() && *g_it < l.first) ++g_it;
       const bool listed = g_it != grouping.end() && *g_it == l.first;
       if (e.without ? !listed && l.first != "__name__" : listed) picked.push_back(&l);
     }
     if (e.agg == AggOp::kCountValues) {
-      metric.clear();
-      for (const auto* l : picked) metric.push_back(*l);
-      SetLabel(metric, value_label, FormatFloatShortest(s.v));
+      with_value.clear();
+      for (const auto* l : picked) with_value.push_back(*l);
+      SetLabel(with_value, value_label, FormatFloatShortest(v));
       picked.clear();
-      for (const auto& l : metric) picked.push_back(&l);
+      for (const auto& l : with_value) picked.push_back(&l);
     }
     std::uint64_t hash = 0x9e3779b97f4a7c15ULL;
     for (const auto* l : picked) hash = HashMix(HashMix(hash, l->first), l->second);
@@ -710,17 +756,17 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
         }
       }
       if (g.metric.empty() && !picked.empty()) {
-        Labels metric;
-        metric.reserve(picked.size());
-        for (const auto* l : picked) metric.push_back(*l);
-        g.metric = LabelSet(std::move(metric), hash);
+        Labels labels;
+        labels.reserve(picked.size());
+        for (const auto* l : picked) labels.push_back(*l);
+        g.metric = LabelSet(std::move(labels), hash);
       }
-      g.value = s.v;
-      g.mean = s.v;
+      g.value = v;
+      g.mean = v;
       g.count = 1;
       if (e.agg == AggOp::kStddev || e.agg == AggOp::kStdvar) g.value = 0;
       if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk || e.agg == AggOp::kQuantile)
-        g.samples.push_back(s);
+        g.samples.push_back(Sample{metric, 0, v});
       groups.push_back(std::move(g));
       if (groups.size() * 2 > table.size()) {
         table.assign(table.size() * 4, {0, kNoGroup});
@@ -728,37 +774,41 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       } else {
         insert(hash, groups.size() - 1);
       }
-      continue;
+      return;
     }
     Group& g = groups[found];
     ++g.count;
     switch (e.agg) {
-      case AggOp::kSum: g.value += s.v; break;
+      case AggOp::kSum: g.value += v; break;
       case AggOp::kAvg:
         if (std::isinf(g.mean)) {
-          if (std::isinf(s.v) && (g.mean > 0) == (s.v > 0)) break;
-          if (!std::isinf(s.v) && !std::isnan(s.v)) break;
+          if (std::isinf(v) && (g.mean > 0) == (v > 0)) break;
+          if (!std::isinf(v) && !std::isnan(v)) break;
         }
-        g.mean += s.v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
+        g.mean += v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
         break;
       case AggOp::kMax:
-        if (g.value < s.v || std::isnan(g.value)) g.value = s.v;
+        if (g.value < v || std::isnan(g.value)) g.value = v;
         break;
       case AggOp::kMin:
-        if (g.value > s.v || std::isnan(g.value)) g.value = s.v;
+        if (g.value > v || std::isnan(g.value)) g.value = v;
         break;
       case AggOp::kStddev:
       case AggOp::kStdvar: {
-        double delta = s.v - g.mean;
+        double delta = v - g.mean;
         g.mean += delta / static_cast<double>(g.count);
-        g.value += delta * (s.v - g.mean);
+        g.value += delta * (v - g.mean);
         break;
       }
       case AggOp::kTopk:
       case AggOp::kBottomk:
-      case AggOp::kQuantile: g.samples.push_back(s); break;
+      case AggOp::kQuantile: g.samples.push_back(Sample{metric, 0, v}); break;
       default: break;
     }
+  };
+  if (!streams || !Stream(*e.operand, ts, add)) {
+    if (streams) in = Eval(*e.operand, ts);
+    for (const auto& s : in.vector) add(s.metric, s.v, false);
   }
   if (prev) {
     prev->sets.clear();

@@ -147,6 +147,53 @@ TEST_CASE("promql cache: results equal the uncached evaluation's for every aggre
   CHECK(moved.label_sets() == 0);
 }
 
+TEST_CASE(
+    "promql aggregations over a selector or a function of one (streamed) equal those over any expression") {
+  pq::MemoryStorage s;
+  Load(s, {"x{job=\"api\", instance=\"0\"} 1 3 6", "x{job=\"api\", instance=\"1\"} 4 5 9",
+           "x{job=\"web\", instance=\"0\"} 7 8 NaN", "y{job=\"api\", instance=\"0\"} 1 1 4",
+           "y{job=\"web\", instance=\"1\"} 2 2 2"});
+  // sort() is a whole-vector function: its argument is evaluated to a vector first.
+  const std::pair<const char*, const char*> kSame[] = {
+      {"sum by (__name__, job) (x)", "sum by (__name__, job) (sort(x))"},
+      {"count by (__name__) ({__name__=~\"x|y\"})", "count by (__name__) (sort({__name__=~\"x|y\"}))"},
+      {"sum by (__name__, job) (rate(x[5m]))", "sum by (__name__, job) (sort(rate(x[5m])))"},
+      {"max without (instance) (max_over_time(x[5m]))",
+       "max without (instance) (sort(max_over_time(x[5m])))"},
+      {"count by (__name__) (last_over_time({__name__=~\"x|y\"}[5m]))",
+       "count by (__name__) (sort(last_over_time({__name__=~\"x|y\"}[5m])))"},
+      {"avg by (instance) (quantile_over_time(0.5, x[5m]))",
+       "avg by (instance) (sort(quantile_over_time(0.5, x[5m])))"},
+      {"group by (__name__, instance) (changes({__name__=~\"x|y\", job=\"web\"}[5m]))",
+       "group by (__name__, instance) (sort(changes({__name__=~\"x|y\", job=\"web\"}[5m])))"},
+      {"stddev((x))", "stddev(sort(x))"},
+  };
+  pq::EvalCache cache;
+  for (const auto& [streamed, whole] : kSame) {
+    CAPTURE(streamed);
+    const auto want = Contents(Eval(*Parse(whole), s, nullptr));
+    CHECK_FALSE(want.empty());
+    CHECK(Contents(Eval(*Parse(streamed), s, nullptr)) == want);
+    CHECK(Contents(Eval(*Parse(streamed), s, &cache)) == want);
+  }
+  // Names dropped from several metrics collide: the error, as without the aggregation.
+  for (const char* text : {"sum(rate({__name__=~\"x|y\"}[5m]))", "rate({__name__=~\"x|y\"}[5m])"}) {
+    CAPTURE(text);
+    auto r = pq::EvalInstant(*Parse(text), s, 2 * 60000);
+    REQUIRE(r.error);
+    CHECK(r.error->message == "vector cannot contain metrics with the same labelset");
+  }
+  // Streamed samples count toward max_samples.
+  pq::EvalOptions few;
+  few.max_samples = 2;
+  for (const char* text : {"sum(x)", "sum(rate(x[5m]))"}) {
+    CAPTURE(text);
+    auto r = pq::EvalInstant(*Parse(text), s, 2 * 60000, few);
+    REQUIRE(r.error);
+    CHECK(r.error->message == "query processing would load too many samples into memory in query execution");
+  }
+}
+
 TEST_CASE("promql binary operators keep the many side's label set when they keep its labels") {
   pq::MemoryStorage s;
   Load(s, {"x{a=\"1\", b=\"p\"} 5x3", "x{a=\"2\", b=\"q\"} 1x3", "y{a=\"1\", b=\"p\"} 2x3",
