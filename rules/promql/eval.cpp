@@ -707,27 +707,42 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       }
     }
   };
+  // `by` picks only the grouping names: their hashes are computed once.
+  std::vector<std::size_t> grouping_hashes;
+  for (const auto& name : grouping) grouping_hashes.push_back(std::hash<std::string_view>{}(name));
   std::vector<const Labels::value_type*> picked;
+  std::vector<std::size_t> picked_name_hashes;
   Labels with_value;  // count_values: the grouping labels and the value label
+  constexpr std::string_view kName = "__name__";
   // drop_name: `metric` has a __name__ the operand's result does not have.
   auto add = [&](const LabelSet& metric, double v, bool drop_name) {
     picked.clear();
+    picked_name_hashes.clear();
     auto g_it = grouping.begin();
     for (const auto& l : metric) {
-      if (drop_name && l.first == "__name__") continue;
+      if (drop_name && l.first == kName) continue;
       while (g_it != grouping.end() && *g_it < l.first) ++g_it;
       const bool listed = g_it != grouping.end() && *g_it == l.first;
-      if (e.without ? !listed && l.first != "__name__" : listed) picked.push_back(&l);
+      if (e.without ? !listed && l.first != kName : listed) {
+        picked.push_back(&l);
+        picked_name_hashes.push_back(e.without ? std::hash<std::string_view>{}(l.first)
+                                               : grouping_hashes[std::size_t(g_it - grouping.begin())]);
+      }
     }
     if (e.agg == AggOp::kCountValues) {
       with_value.clear();
       for (const auto* l : picked) with_value.push_back(*l);
       SetLabel(with_value, value_label, FormatFloatShortest(v));
       picked.clear();
-      for (const auto& l : with_value) picked.push_back(&l);
+      picked_name_hashes.clear();
+      for (const auto& l : with_value) {
+        picked.push_back(&l);
+        picked_name_hashes.push_back(std::hash<std::string_view>{}(l.first));
+      }
     }
     std::uint64_t hash = 0x9e3779b97f4a7c15ULL;
-    for (const auto* l : picked) hash = HashMix(HashMix(hash, l->first), l->second);
+    for (std::size_t i = 0; i < picked.size(); ++i)
+      hash = HashMix(HashMixHashed(hash, picked_name_hashes[i]), picked[i]->second);
     if (hash == 0) hash = 1;  // as LabelsHash
     auto same = [&](const Labels& m) {
       if (m.size() != picked.size()) return false;

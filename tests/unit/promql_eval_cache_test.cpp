@@ -53,11 +53,12 @@ const pq::Sample* With(const pq::Vector& v, const Labels& metric) {
   return nullptr;
 }
 
-// Labels → value (NaN as a string, so that equal NaNs compare equal).
+// Labels → value (NaN as a string, so that equal NaNs compare equal). Checks each set's hash.
 std::map<Labels, std::string> Contents(const pq::Vector& v) {
   std::map<Labels, std::string> out;
   for (const auto& s : v) {
     CHECK(out.count(s.metric) == 0);
+    CHECK(s.metric.hash() == LabelsHash(Labels(s.metric.get())));
     out[s.metric] = std::isnan(s.v) ? "NaN" : std::to_string(s.v);
   }
   return out;
