@@ -458,6 +458,24 @@ Value Evaluator::Eval(const Expr& e, TimestampMs ts) {
 }
 
 Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
+  // A selector (or a per-series function of one) filtered by a number, as alerting rules'
+  // `rate(x[5m]) > 3`: only the samples kept are built.
+  if (IsComparison(e.op) && !e.return_bool) {
+    const Expr& lhs = Unparen(*e.lhs);
+    const Expr& rhs = Unparen(*e.rhs);
+    const bool number_right = rhs.kind == ExprKind::kNumber && lhs.type == ValueType::kVector;
+    if (number_right || (lhs.kind == ExprKind::kNumber && rhs.type == ValueType::kVector)) {
+      const double number = (number_right ? rhs : lhs).number;
+      Value out;
+      out.type = e.type;
+      auto filter = [&](const LabelSet& metric, double v, bool drop_name) {
+        bool keep = true;
+        ScalarOp(e.op, number_right ? v : number, number_right ? number : v, &keep);
+        if (keep) out.vector.push_back(Sample{drop_name ? metric.WithoutName() : metric, ts, v});
+      };
+      if (Stream(number_right ? lhs : rhs, ts, filter)) return out;
+    }
+  }
   Value l = Eval(*e.lhs, ts);
   Value r = Eval(*e.rhs, ts);
   Value out;

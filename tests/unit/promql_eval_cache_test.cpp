@@ -168,6 +168,14 @@ TEST_CASE(
       {"group by (__name__, instance) (changes({__name__=~\"x|y\", job=\"web\"}[5m]))",
        "group by (__name__, instance) (sort(changes({__name__=~\"x|y\", job=\"web\"}[5m])))"},
       {"stddev((x))", "stddev(sort(x))"},
+      // Comparisons with a number filter streamed samples too.
+      {"x > 4", "sort(x) > 4"},
+      {"(5 <= ((x)))", "5 <= sort(x)"},
+      {"rate(x[5m]) > 0.01", "sort(rate(x[5m])) > 0.01"},
+      {"0.01 < rate(x[5m])", "0.01 < sort(rate(x[5m]))"},
+      {"last_over_time({__name__=~\"x|y\"}[5m]) != 2", "sort(last_over_time({__name__=~\"x|y\"}[5m])) != 2"},
+      {"last_over_time(x[5m]) == 9", "sort(last_over_time(x[5m])) == 9"},
+      {"x > bool 4", "sort(x) > bool 4"},
   };
   pq::EvalCache cache;
   for (const auto& [streamed, whole] : kSame) {
@@ -178,7 +186,8 @@ TEST_CASE(
     CHECK(Contents(Eval(*Parse(streamed), s, &cache)) == want);
   }
   // Names dropped from several metrics collide: the error, as without the aggregation.
-  for (const char* text : {"sum(rate({__name__=~\"x|y\"}[5m]))", "rate({__name__=~\"x|y\"}[5m])"}) {
+  for (const char* text : {"sum(rate({__name__=~\"x|y\"}[5m]))", "rate({__name__=~\"x|y\"}[5m])",
+                           "rate({__name__=~\"x|y\"}[5m]) > 0"}) {
     CAPTURE(text);
     auto r = pq::EvalInstant(*Parse(text), s, 2 * 60000);
     REQUIRE(r.error);
@@ -187,7 +196,7 @@ TEST_CASE(
   // Streamed samples count toward max_samples.
   pq::EvalOptions few;
   few.max_samples = 2;
-  for (const char* text : {"sum(x)", "sum(rate(x[5m]))"}) {
+  for (const char* text : {"sum(x)", "sum(rate(x[5m]))", "x > 100", "rate(x[5m]) > 100"}) {
     CAPTURE(text);
     auto r = pq::EvalInstant(*Parse(text), s, 2 * 60000, few);
     REQUIRE(r.error);
