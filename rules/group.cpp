@@ -73,6 +73,7 @@ struct RuleState {
   // labels produced an output last round maps to it again without building it anew.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> by_source;
   std::vector<promql::Sample> alert_series;
+  promql::EvalCache cache;  // def.expr's, from one round to the next
 };
 
 // HashOrder's order of two sets, given their hashes.
@@ -121,9 +122,11 @@ struct RuleGroup::Impl {
 
   TimestampMs Interval() const { return def.interval_ms > 0 ? def.interval_ms : opts->default_interval_ms; }
 
-  std::variant<promql::Vector, std::string> Query(const promql::Expr& expr, TimestampMs ts) const {
+  std::variant<promql::Vector, std::string> Query(const promql::Expr& expr, TimestampMs ts,
+                                                  promql::EvalCache* cache = nullptr) const {
     promql::EvalOptions eval_options;
     eval_options.default_step_ms = opts->default_interval_ms;
+    eval_options.cache = cache;
     promql::EvalResult r =
         opts->query ? opts->query(expr, ts) : promql::EvalInstant(expr, *opts->queryable, ts, eval_options);
     if (r.error) return r.error->ToString();
@@ -148,7 +151,7 @@ struct RuleGroup::Impl {
   // order the outputs' HashOrder.
   std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out,
                                            std::vector<Output>& meta, std::vector<std::uint32_t>& order) {
-    auto res = Query(*r.def.expr, ts);
+    auto res = Query(*r.def.expr, ts, &r.cache);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
     meta.assign(out.size(), Output{});
@@ -189,7 +192,7 @@ struct RuleGroup::Impl {
   }
 
   std::optional<std::string> EvalAlerting(RuleState& r, TimestampMs ts, promql::Vector& out) {
-    auto res = Query(*r.def.expr, ts);
+    auto res = Query(*r.def.expr, ts, &r.cache);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     std::map<Labels, AlertStatus> fresh;
     for (const auto& s : std::get<promql::Vector>(res)) {

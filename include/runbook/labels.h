@@ -19,9 +19,13 @@ namespace runbook {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-// One step of LabelsHash: folds a name or value into h.
+// One step of LabelsHash: folds a name or value into h. HashMixHashed takes the string's
+// std::hash, for callers that fold the same name many times.
+inline std::uint64_t HashMixHashed(std::uint64_t h, std::size_t string_hash) {
+  return h ^ (string_hash + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
 inline std::uint64_t HashMix(std::uint64_t h, std::string_view s) {
-  return h ^ (std::hash<std::string_view>{}(s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+  return HashMixHashed(h, std::hash<std::string_view>{}(s));
 }
 
 // A hash of names and values, never 0: equal label sets hash alike. Users that need identity

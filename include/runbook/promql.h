@@ -141,6 +141,33 @@ struct EvalResult {
   Value value;
   std::optional<Error> error;
 };
+// State one caller keeps between evaluations of the same parsed expression, e.g. a rule
+// evaluated every interval: an aggregation group whose labels equal one of the previous
+// evaluation's reuses that group's label set instead of building (allocating) a new one. Results
+// are identical with or without a cache, whatever it was last used with (a reused set is
+// compared label by label first); it only saves allocations when the same expression comes
+// back. Holds, per aggregation in the expression, the previous evaluation's group label sets
+// (shared, so mostly their references) and a hash table of them. Copying gives an empty cache.
+// Thread-safety: not synchronised; one evaluation at a time per cache.
+class EvalCache {
+ public:
+  EvalCache();
+  ~EvalCache();
+  EvalCache(const EvalCache&);
+  EvalCache& operator=(const EvalCache&);
+  EvalCache(EvalCache&&) noexcept;
+  EvalCache& operator=(EvalCache&&) noexcept;
+  void Clear();
+  // Label sets held (each referenced; the strings may be shared with results still in use).
+  std::size_t label_sets() const;
+
+  struct Impl;  // rules/promql/eval.cpp
+
+ private:
+  friend class Evaluator;
+  std::unique_ptr<Impl> impl_;
+};
+
 struct EvalOptions {
   // Step of subqueries written without one (`x[5m:]`): Prometheus uses the global evaluation
   // interval (the rule group's interval for rules; 1m in promtool's tests).
@@ -148,6 +175,8 @@ struct EvalOptions {
   // Upper bound on the samples one query may load (selected points plus subquery steps), like
   // Prometheus' --query.max-samples; beyond it evaluation fails with Prometheus' error text.
   long long max_samples = 50'000'000;
+  // Optional: reused across evaluations of the same expression (see EvalCache).
+  EvalCache* cache = nullptr;
 };
 
 // Instant query at t (milliseconds). Scalars and vectors get t as their timestamp.

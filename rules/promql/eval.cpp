@@ -180,9 +180,16 @@ bool DropsName(const Expr& e) {
   return (!IsComparison(e.op) && e.op != BinOp::kAtan2) || e.return_bool;
 }
 
-Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
-  Labels out = many;
+LabelSet ResultMetric(const LabelSet& many, const Labels& one, const Expr& e) {
   const auto& m = e.matching;
+  // Most results keep the many side's labels (maybe without __name__): its set, no new one.
+  const bool keeps_all =
+      m.include.empty() &&
+      (m.card != VectorMatching::Card::kOneToOne ||
+       (!m.on && std::none_of(m.labels.begin(), m.labels.end(),
+                              [&](const std::string& name) { return !LabelValue(many, name).empty(); })));
+  if (keeps_all) return DropsName(e) ? many.WithoutName() : many;
+  Labels out = many;
   if (DropsName(e)) out = DropMetricName(std::move(out));
   if (m.card == VectorMatching::Card::kOneToOne) {
     if (m.on) {
@@ -205,12 +212,45 @@ Labels ResultMetric(const Labels& many, const Labels& one, const Expr& e) {
 
 }  // namespace
 
+struct EvalCache::Impl {
+  // An aggregation's groups of the previous evaluation: label sets, and a table of
+  // (hash, index into sets) as EvalAggregate builds it (open addressing, power-of-two size).
+  struct Aggregation {
+    std::vector<std::pair<std::uint64_t, std::size_t>> table;
+    std::vector<LabelSet> sets;
+  };
+  std::unordered_map<const Expr*, Aggregation> aggregations;
+};
+
+EvalCache::EvalCache() : impl_(std::make_unique<Impl>()) {}
+EvalCache::~EvalCache() = default;
+EvalCache::EvalCache(const EvalCache&) : EvalCache() {}
+EvalCache& EvalCache::operator=(const EvalCache& other) {
+  if (this != &other) Clear();
+  return *this;
+}
+EvalCache::EvalCache(EvalCache&& other) noexcept : impl_(std::move(other.impl_)) {}
+EvalCache& EvalCache::operator=(EvalCache&& other) noexcept {
+  impl_.swap(other.impl_);
+  return *this;
+}
+void EvalCache::Clear() {
+  if (impl_) impl_->aggregations.clear();
+}
+std::size_t EvalCache::label_sets() const {
+  std::size_t n = 0;
+  if (impl_)
+    for (const auto& [_, a] : impl_->aggregations) n += a.sets.size();
+  return n;
+}
+
 Evaluator::Evaluator(const Queryable& storage, TimestampMs start, TimestampMs end, const EvalOptions& options)
     : storage_(storage),
       start_(start),
       end_(end),
       default_step_(options.default_step_ms > 0 ? options.default_step_ms : 60000),
-      max_samples_(options.max_samples) {}
+      max_samples_(options.max_samples),
+      cache_(options.cache) {}
 
 void Evaluator::Count(size_t samples) {
   samples_ += static_cast<long long>(samples);
@@ -229,9 +269,10 @@ TimestampMs Evaluator::RefTime(const Expr& carrier, TimestampMs ts) const {
   return ts - carrier.offset_ms;
 }
 
-Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
+template <class Sink>
+void Evaluator::ForEachInstant(const Expr& vs, TimestampMs ts, Sink&& sink) {
   TimestampMs ref = RefTime(vs, ts);
-  Vector out;
+  size_t loaded = 0;
   storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
                   [&](const LabelSet& metric, std::span<const Point> points) {
                     // Tolerate stores that pass points outside the window.
@@ -242,10 +283,87 @@ Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
                     if (it == points.begin()) return;
                     const Point& last = *std::prev(it);
                     if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
-                    out.push_back(Sample{metric, last.t, last.v});
+                    ++loaded;
+                    sink(metric, last);
                   });
-  Count(out.size());
+  Count(loaded);
+}
+
+Vector Evaluator::SelectVector(const Expr& vs, TimestampMs ts) {
+  Vector out;
+  ForEachInstant(vs, ts, [&](const LabelSet& metric, const Point& p) {
+    out.push_back(Sample{metric, p.t, p.v});
+  });
   return out;
+}
+
+const Expr* Evaluator::RangeSelectorArg(const Expr& e, size_t* matrix_arg) {
+  *matrix_arg = 0;
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    if (e.args[i]->type == ValueType::kMatrix) *matrix_arg = i;
+  }
+  const Expr& range_arg = Unparen(*e.args[*matrix_arg]);
+  return range_arg.kind == ExprKind::kMatrixSelector ? &range_arg : nullptr;
+}
+
+template <class Sink>
+void Evaluator::ForEachRangeResult(const Expr& e, const Expr& range_arg, size_t matrix_arg, TimestampMs ts,
+                                   Sink&& sink) {
+  const FunctionDef& f = *e.func;
+  FunctionCall call{e, ts, {}, {}, 0, 0, 0};
+  for (size_t i = 0; i < e.args.size(); ++i)
+    call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
+  // Each series' window goes straight from the store into the function: no matrix of copies.
+  const Expr& vs = *range_arg.operand;
+  const TimestampMs ref = RefTime(vs, ts);
+  call.range_start = ref - range_arg.range_ms;
+  call.range_end = ref;
+  call.range_ms = range_arg.range_ms;
+  size_t loaded = 0;
+  std::vector<Point> scratch;
+  storage_.Select(vs.matchers, call.range_start, call.range_end,
+                  [&](const LabelSet& metric, std::span<const Point> points) {
+                    // Tolerate stores that pass points outside the window; searching only when they do.
+                    auto lo = points.empty() || points.front().t >= call.range_start
+                                  ? points.begin()
+                                  : std::lower_bound(points.begin(), points.end(), call.range_start,
+                                                     [](const Point& p, TimestampMs t) { return p.t < t; });
+                    auto hi = points.empty() || points.back().t <= call.range_end
+                                  ? points.end()
+                                  : std::upper_bound(lo, points.end(), call.range_end,
+                                                     [](TimestampMs t, const Point& p) { return t < p.t; });
+                    std::span<const Point> window(lo, hi);
+                    if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
+                      scratch.clear();
+                      std::copy_if(lo, hi, std::back_inserter(scratch),
+                                   [](const Point& p) { return !IsStaleMarker(p.v); });
+                      window = scratch;
+                    }
+                    if (window.empty()) return;
+                    loaded += window.size();
+                    call.points = window;
+                    std::optional<double> v = f.series_fn(call);
+                    if (v) sink(metric, *v);
+                  });
+  Count(loaded);
+}
+
+template <class Sink>
+bool Evaluator::Stream(const Expr& arg, TimestampMs ts, Sink&& sink) {
+  const Expr& e = Unparen(arg);
+  if (e.kind == ExprKind::kVectorSelector) {
+    ForEachInstant(e, ts, [&](const LabelSet& metric, const Point& p) { sink(metric, p.v, false); });
+    return true;
+  }
+  if (e.kind != ExprKind::kCall || !e.func->series_fn) return false;
+  size_t matrix_arg = 0;
+  const Expr* range_arg = RangeSelectorArg(e, &matrix_arg);
+  // A result that drops names of several metrics may hold duplicates: EvalCall checks those.
+  const bool drop_name = !e.func->keeps_metric_name;
+  if (!range_arg || (drop_name && !OneName(range_arg->operand->matchers))) return false;
+  ForEachRangeResult(e, *range_arg, matrix_arg, ts,
+                     [&](const LabelSet& metric, double v) { sink(metric, v, drop_name); });
+  return true;
 }
 
 Matrix Evaluator::SelectMatrix(const Expr& ms, TimestampMs ts, Window* window) {
@@ -340,6 +458,24 @@ Value Evaluator::Eval(const Expr& e, TimestampMs ts) {
 }
 
 Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
+  // A selector (or a per-series function of one) filtered by a number, as alerting rules'
+  // `rate(x[5m]) > 3`: only the samples kept are built.
+  if (IsComparison(e.op) && !e.return_bool) {
+    const Expr& lhs = Unparen(*e.lhs);
+    const Expr& rhs = Unparen(*e.rhs);
+    const bool number_right = rhs.kind == ExprKind::kNumber && lhs.type == ValueType::kVector;
+    if (number_right || (lhs.kind == ExprKind::kNumber && rhs.type == ValueType::kVector)) {
+      const double number = (number_right ? rhs : lhs).number;
+      Value out;
+      out.type = e.type;
+      auto filter = [&](const LabelSet& metric, double v, bool drop_name) {
+        bool keep = true;
+        ScalarOp(e.op, number_right ? v : number, number_right ? number : v, &keep);
+        if (keep) out.vector.push_back(Sample{drop_name ? metric.WithoutName() : metric, ts, v});
+      };
+      if (Stream(number_right ? lhs : rhs, ts, filter)) return out;
+    }
+  }
   Value l = Eval(*e.lhs, ts);
   Value r = Eval(*e.rhs, ts);
   Value out;
@@ -489,53 +625,15 @@ Value Evaluator::EvalCall(const Expr& e, TimestampMs ts) {
   out.type = e.type;
   if (f.series_fn) {
     size_t matrix_arg = 0;
-    for (size_t i = 0; i < e.args.size(); ++i) {
-      if (e.args[i]->type == ValueType::kMatrix) {
-        matrix_arg = i;
-      }
+    if (const Expr* range_arg = RangeSelectorArg(e, &matrix_arg)) {
+      ForEachRangeResult(e, *range_arg, matrix_arg, ts, [&](const LabelSet& metric, double v) {
+        out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, v});
+      });
+      if (!f.keeps_metric_name && !OneName(range_arg->operand->matchers)) CheckUniqueLabelsets(out.vector);
+      return out;
     }
     for (size_t i = 0; i < e.args.size(); ++i) {
       call.args.push_back(i == matrix_arg ? Value{} : Eval(*e.args[i], ts));
-    }
-    const Expr& range_arg = Unparen(*e.args[matrix_arg]);
-    if (range_arg.kind == ExprKind::kMatrixSelector) {
-      // Each series' window goes straight from the store into the function: no matrix of copies.
-      const Expr& vs = *range_arg.operand;
-      const TimestampMs ref = RefTime(vs, ts);
-      call.range_start = ref - range_arg.range_ms;
-      call.range_end = ref;
-      call.range_ms = range_arg.range_ms;
-      size_t loaded = 0;
-      std::vector<Point> scratch;
-      storage_.Select(
-          vs.matchers, call.range_start, call.range_end,
-          [&](const LabelSet& metric, std::span<const Point> points) {
-            // Tolerate stores that pass points outside the window; searching only when they do.
-            auto lo = points.empty() || points.front().t >= call.range_start
-                          ? points.begin()
-                          : std::lower_bound(points.begin(), points.end(), call.range_start,
-                                             [](const Point& p, TimestampMs t) { return p.t < t; });
-            auto hi = points.empty() || points.back().t <= call.range_end
-                          ? points.end()
-                          : std::upper_bound(lo, points.end(), call.range_end,
-                                             [](TimestampMs t, const Point& p) { return t < p.t; });
-            std::span<const Point> window(lo, hi);
-            if (std::any_of(lo, hi, [](const Point& p) { return IsStaleMarker(p.v); })) {
-              scratch.clear();
-              std::copy_if(lo, hi, std::back_inserter(scratch),
-                           [](const Point& p) { return !IsStaleMarker(p.v); });
-              window = scratch;
-            }
-            if (window.empty()) return;
-            loaded += window.size();
-            call.points = window;
-            std::optional<double> v = f.series_fn(call);
-            if (!v) return;
-            out.vector.push_back(Sample{f.keeps_metric_name ? metric : DropMetricName(metric), ts, *v});
-          });
-      Count(loaded);
-      if (!f.keeps_metric_name && !OneName(vs.matchers)) CheckUniqueLabelsets(out.vector);
-      return out;
     }
     Window w;
     Matrix matrix = EvalRangeArg(*e.args[matrix_arg], ts, &w);
@@ -569,7 +667,7 @@ namespace {
 constexpr std::size_t kNoGroup = ~std::size_t(0);
 
 struct Group {
-  Labels metric;
+  LabelSet metric;
   std::uint64_t hash = 0;  // LabelsHash(metric)
   double value = 0;
   double mean = 0;
@@ -582,7 +680,11 @@ struct Group {
 Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
   Value param;
   if (e.param) param = Eval(*e.param, ts);
-  Value in = Eval(*e.operand, ts);
+  // These need each input sample, or check their parameter before evaluating the operand.
+  const bool streams = e.agg != AggOp::kTopk && e.agg != AggOp::kBottomk && e.agg != AggOp::kQuantile &&
+                       e.agg != AggOp::kCountValues;
+  Value in;
+  if (!streams) in = Eval(*e.operand, ts);
   Value out;
   out.type = ValueType::kVector;
   std::vector<std::string> grouping = e.grouping;
@@ -607,6 +709,12 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
   // Groups by a hash of their labels in an open-addressing table of group indexes (told apart
   // by comparing). A sample's grouping labels are picked by walking its sorted labels next to
   // the sorted grouping list, and compared and hashed in place: only a new group copies them.
+  // A new group's label set comes from the cache when the previous evaluation had that group.
+  EvalCache::Impl::Aggregation* prev = nullptr;
+  if (cache_) {
+    if (!cache_->impl_) cache_->impl_ = std::make_unique<EvalCache::Impl>();
+    prev = &cache_->impl_->aggregations[&e];
+  }
   std::vector<Group> groups;
   std::vector<std::pair<std::uint64_t, std::size_t>> table(64, {0, kNoGroup});
   auto insert = [&](std::uint64_t hash, std::size_t group) {
@@ -617,25 +725,42 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       }
     }
   };
+  // `by` picks only the grouping names: their hashes are computed once.
+  std::vector<std::size_t> grouping_hashes;
+  for (const auto& name : grouping) grouping_hashes.push_back(std::hash<std::string_view>{}(name));
   std::vector<const Labels::value_type*> picked;
-  Labels metric;
-  for (auto& s : in.vector) {
+  std::vector<std::size_t> picked_name_hashes;
+  Labels with_value;  // count_values: the grouping labels and the value label
+  constexpr std::string_view kName = "__name__";
+  // drop_name: `metric` has a __name__ the operand's result does not have.
+  auto add = [&](const LabelSet& metric, double v, bool drop_name) {
     picked.clear();
+    picked_name_hashes.clear();
     auto g_it = grouping.begin();
-    for (const auto& l : s.metric) {
+    for (const auto& l : metric) {
+      if (drop_name && l.first == kName) continue;
       while (g_it != grouping.end() && *g_it < l.first) ++g_it;
       const bool listed = g_it != grouping.end() && *g_it == l.first;
-      if (e.without ? !listed && l.first != "__name__" : listed) picked.push_back(&l);
+      if (e.without ? !listed && l.first != kName : listed) {
+        picked.push_back(&l);
+        picked_name_hashes.push_back(e.without ? std::hash<std::string_view>{}(l.first)
+                                               : grouping_hashes[std::size_t(g_it - grouping.begin())]);
+      }
     }
     if (e.agg == AggOp::kCountValues) {
-      metric.clear();
-      for (const auto* l : picked) metric.push_back(*l);
-      SetLabel(metric, value_label, FormatFloatShortest(s.v));
+      with_value.clear();
+      for (const auto* l : picked) with_value.push_back(*l);
+      SetLabel(with_value, value_label, FormatFloatShortest(v));
       picked.clear();
-      for (const auto& l : metric) picked.push_back(&l);
+      picked_name_hashes.clear();
+      for (const auto& l : with_value) {
+        picked.push_back(&l);
+        picked_name_hashes.push_back(std::hash<std::string_view>{}(l.first));
+      }
     }
     std::uint64_t hash = 0x9e3779b97f4a7c15ULL;
-    for (const auto* l : picked) hash = HashMix(HashMix(hash, l->first), l->second);
+    for (std::size_t i = 0; i < picked.size(); ++i)
+      hash = HashMix(HashMixHashed(hash, picked_name_hashes[i]), picked[i]->second);
     if (hash == 0) hash = 1;  // as LabelsHash
     auto same = [&](const Labels& m) {
       if (m.size() != picked.size()) return false;
@@ -646,7 +771,7 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     std::size_t found = kNoGroup;
     for (std::size_t i = hash & (table.size() - 1); table[i].second != kNoGroup;
          i = (i + 1) & (table.size() - 1)) {
-      if (table[i].first == hash && same(groups[table[i].second].metric)) {
+      if (table[i].first == hash && same(groups[table[i].second].metric.get())) {
         found = table[i].second;
         break;
       }
@@ -654,14 +779,27 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
     if (found == kNoGroup) {
       Group g;
       g.hash = hash;
-      g.metric.reserve(picked.size());
-      for (const auto* l : picked) g.metric.push_back(*l);
-      g.value = s.v;
-      g.mean = s.v;
+      if (prev && !prev->table.empty()) {
+        const std::size_t mask = prev->table.size() - 1;
+        for (std::size_t i = hash & mask; prev->table[i].second != kNoGroup; i = (i + 1) & mask) {
+          if (prev->table[i].first == hash && same(prev->sets[prev->table[i].second])) {
+            g.metric = prev->sets[prev->table[i].second];
+            break;
+          }
+        }
+      }
+      if (g.metric.empty() && !picked.empty()) {
+        Labels labels;
+        labels.reserve(picked.size());
+        for (const auto* l : picked) labels.push_back(*l);
+        g.metric = LabelSet(std::move(labels), hash);
+      }
+      g.value = v;
+      g.mean = v;
       g.count = 1;
       if (e.agg == AggOp::kStddev || e.agg == AggOp::kStdvar) g.value = 0;
       if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk || e.agg == AggOp::kQuantile)
-        g.samples.push_back(s);
+        g.samples.push_back(Sample{metric, 0, v});
       groups.push_back(std::move(g));
       if (groups.size() * 2 > table.size()) {
         table.assign(table.size() * 4, {0, kNoGroup});
@@ -669,38 +807,48 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       } else {
         insert(hash, groups.size() - 1);
       }
-      continue;
+      return;
     }
     Group& g = groups[found];
     ++g.count;
     switch (e.agg) {
-      case AggOp::kSum: g.value += s.v; break;
+      case AggOp::kSum: g.value += v; break;
       case AggOp::kAvg:
         if (std::isinf(g.mean)) {
-          if (std::isinf(s.v) && (g.mean > 0) == (s.v > 0)) break;
-          if (!std::isinf(s.v) && !std::isnan(s.v)) break;
+          if (std::isinf(v) && (g.mean > 0) == (v > 0)) break;
+          if (!std::isinf(v) && !std::isnan(v)) break;
         }
-        g.mean += s.v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
+        g.mean += v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
         break;
       case AggOp::kMax:
-        if (g.value < s.v || std::isnan(g.value)) g.value = s.v;
+        if (g.value < v || std::isnan(g.value)) g.value = v;
         break;
       case AggOp::kMin:
-        if (g.value > s.v || std::isnan(g.value)) g.value = s.v;
+        if (g.value > v || std::isnan(g.value)) g.value = v;
         break;
       case AggOp::kStddev:
       case AggOp::kStdvar: {
-        double delta = s.v - g.mean;
+        double delta = v - g.mean;
         g.mean += delta / static_cast<double>(g.count);
-        g.value += delta * (s.v - g.mean);
+        g.value += delta * (v - g.mean);
         break;
       }
       case AggOp::kTopk:
       case AggOp::kBottomk:
-      case AggOp::kQuantile: g.samples.push_back(s); break;
+      case AggOp::kQuantile: g.samples.push_back(Sample{metric, 0, v}); break;
       default: break;
     }
+  };
+  if (!streams || !Stream(*e.operand, ts, add)) {
+    if (streams) in = Eval(*e.operand, ts);
+    for (const auto& s : in.vector) add(s.metric, s.v, false);
   }
+  if (prev) {
+    prev->sets.clear();
+    for (const auto& g : groups) prev->sets.push_back(g.metric);
+    prev->table = std::move(table);
+  }
+  out.vector.reserve(e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk ? 0 : groups.size());
   for (auto& g : groups) {
     double v = g.value;
     switch (e.agg) {
@@ -729,7 +877,7 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       }
       default: break;
     }
-    out.vector.push_back(Sample{LabelSet(std::move(g.metric), g.hash), ts, v});
+    out.vector.push_back(Sample{std::move(g.metric), ts, v});
   }
   return out;
 }

@@ -65,7 +65,23 @@ class Evaluator {
     TimestampMs range = 0;
   };
   TimestampMs RefTime(const Expr& carrier, TimestampMs ts) const;
+  // Calls sink(metric, point) for every series of an instant selector with a sample at ts.
+  template <class Sink>
+  void ForEachInstant(const Expr& vs, TimestampMs ts, Sink&& sink);
   Vector SelectVector(const Expr& vs, TimestampMs ts);
+  // The range-vector argument of a per-series function call when it is a plain matrix selector
+  // (null otherwise), and its index.
+  static const Expr* RangeSelectorArg(const Expr& call, size_t* matrix_arg);
+  // Calls sink(metric, value) with the function's value for every selected series (metric is the
+  // stored series' set, __name__ included).
+  template <class Sink>
+  void ForEachRangeResult(const Expr& call, const Expr& range_arg, size_t matrix_arg, TimestampMs ts,
+                          Sink&& sink);
+  // When `e` is a selector or a per-series function of one, calls sink(metric, value, drop_name)
+  // for each sample of its result without building the vector (drop_name: the result has no
+  // __name__ though metric has one) and returns true; false when `e` is anything else.
+  template <class Sink>
+  bool Stream(const Expr& e, TimestampMs ts, Sink&& sink);
   Matrix SelectMatrix(const Expr& ms, TimestampMs ts, Window* window);
   Matrix EvalSubquery(const Expr& sq, TimestampMs ts, Window* window);
   Matrix EvalRangeArg(const Expr& arg, TimestampMs ts, Window* window);
@@ -81,6 +97,7 @@ class Evaluator {
   TimestampMs default_step_;
   long long max_samples_;
   long long samples_ = 0;
+  EvalCache* cache_;  // optional
 };
 
 }  // namespace runbook::promql
