@@ -185,23 +185,7 @@ source "$STACK/stack.env"
 [[ $(cat "/proc/$PGBOUNCER_PID/comm" 2>/dev/null) == pgbouncer ]] || die "PGBOUNCER_PID $PGBOUNCER_PID is not pgbouncer"
 
 log "populating Redis (db0: list axiomdb:commands of $LIST_LEN + 7 keys of other types; db1: $DB1_KEYS keys with TTL; db2: $DB2_KEYS + 1)"
-{
-  for ((i = 1; i <= LIST_LEN; i += 500)); do
-    printf 'RPUSH axiomdb:commands'
-    for ((j = i; j < i + 500 && j <= LIST_LEN; j++)); do printf ' cmd-%d' "$j"; done
-    printf '\n'
-  done
-  printf '%s\n' 'SET axiomdb:leader node-1' 'SET axiomdb:epoch 42' \
-    'HSET axiomdb:config replicas 3 quorum 2 region eu-west-1 mode raft' \
-    'SADD axiomdb:nodes node-1 node-2 node-3' 'ZADD axiomdb:lag 0 node-1 12 node-2 40 node-3' \
-    'RPUSH action_jobs job-1 job-2 job-3'
-  for ((i = 1; i <= 10; i++)); do printf 'XADD axiomdb:events * seq %d kind heartbeat\n' "$i"; done
-  printf 'SELECT 1\n'
-  for ((i = 1; i <= DB1_KEYS; i++)); do printf 'SET cache:%d value-%d EX %d\n' "$i" "$i" $((3600 + i)); done
-  printf 'SELECT 2\n'
-  for ((i = 1; i <= DB2_KEYS; i++)); do printf 'SET job:%d pending\n' "$i"; done
-  printf 'RPUSH queue:default a b c\n'
-} | rcli >/dev/null
+redis_fill_commands "$LIST_LEN" "$DB1_KEYS" "$DB2_KEYS" | rcli >/dev/null
 [[ $(rcli LLEN axiomdb:commands) == "$LIST_LEN" ]] || die "Redis population failed"
 REDIS_KEYSPACE=$(rcli INFO keyspace | tr -d '\r' | awk -F'[:,=]' '/^db/ { printf "%s%s %s keys", sep, $1, $3; sep = ", " }')
 rcli CONFIG RESETSTAT >/dev/null # errorstats, commandstats and connection counters start at 0

@@ -107,3 +107,26 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "—"; else pri
 mb() { fcalc "$1 / 1024" 1; }
 
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "${4:-$(ratio "$2" "$3")}"; }
+
+# The Redis data of PEERS.md §2, as redis-cli input: db0 a list axiomdb:commands of LIST_LEN and
+# one key of every other type under axiomdb:*; db1 DB1_KEYS keys with a TTL; db2 DB2_KEYS strings
+# and a list. Shared by bench_redis_pgbouncer.sh and redis_collection_cpu.sh so both measure the
+# same keyspace.
+redis_fill_commands() { # LIST_LEN DB1_KEYS DB2_KEYS
+  local list_len=$1 db1_keys=$2 db2_keys=$3 i j
+  for ((i = 1; i <= list_len; i += 500)); do
+    printf 'RPUSH axiomdb:commands'
+    for ((j = i; j < i + 500 && j <= list_len; j++)); do printf ' cmd-%d' "$j"; done
+    printf '\n'
+  done
+  printf '%s\n' 'SET axiomdb:leader node-1' 'SET axiomdb:epoch 42' \
+    'HSET axiomdb:config replicas 3 quorum 2 region eu-west-1 mode raft' \
+    'SADD axiomdb:nodes node-1 node-2 node-3' 'ZADD axiomdb:lag 0 node-1 12 node-2 40 node-3' \
+    'RPUSH action_jobs job-1 job-2 job-3'
+  for ((i = 1; i <= 10; i++)); do printf 'XADD axiomdb:events * seq %d kind heartbeat\n' "$i"; done
+  printf 'SELECT 1\n'
+  for ((i = 1; i <= db1_keys; i++)); do printf 'SET cache:%d value-%d EX %d\n' "$i" "$i" $((3600 + i)); done
+  printf 'SELECT 2\n'
+  for ((i = 1; i <= db2_keys; i++)); do printf 'SET job:%d pending\n' "$i"; done
+  printf 'RPUSH queue:default a b c\n'
+}

@@ -71,28 +71,10 @@ source "$STACK/stack.env"
 set +a
 
 rcli() { REDISCLI_AUTH=$(<"$REDIS_PASSWORD_FILE") redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
-# The data of bench_redis_pgbouncer.sh (PEERS.md §2): db0 a list of 1234 and one key of every
-# other type under axiomdb:*; db1 200 keys with a TTL; db2 50 strings and a list.
+# The data of bench_redis_pgbouncer.sh with its defaults (lib.sh: redis_fill_commands).
 if [[ $(rcli -n 0 LLEN axiomdb:commands) != 1234 ]]; then
   log "filling Redis"
-  {
-    printf 'FLUSHALL\n'
-    for ((i = 1; i <= 1234; i += 500)); do
-      printf 'RPUSH axiomdb:commands'
-      for ((j = i; j < i + 500 && j <= 1234; j++)); do printf ' cmd-%d' "$j"; done
-      printf '\n'
-    done
-    printf '%s\n' 'SET axiomdb:leader node-1' 'SET axiomdb:epoch 42' \
-      'HSET axiomdb:config replicas 3 quorum 2 region eu-west-1 mode raft' \
-      'SADD axiomdb:nodes node-1 node-2 node-3' 'ZADD axiomdb:lag 0 node-1 12 node-2 40 node-3' \
-      'RPUSH action_jobs job-1 job-2 job-3'
-    for ((i = 1; i <= 10; i++)); do printf 'XADD axiomdb:events * seq %d kind heartbeat\n' "$i"; done
-    printf 'SELECT 1\n'
-    for ((i = 1; i <= 200; i++)); do printf 'SET cache:%d value-%d EX %d\n' "$i" "$i" $((3600 + i)); done
-    printf 'SELECT 2\n'
-    for ((i = 1; i <= 50; i++)); do printf 'SET job:%d pending\n' "$i"; done
-    printf 'RPUSH queue:default a b c\n'
-  } | rcli >/dev/null
+  { printf 'FLUSHALL\n'; redis_fill_commands 1234 200 50; } | rcli >/dev/null
   [[ $(rcli -n 0 LLEN axiomdb:commands) == 1234 ]] || die "filling Redis failed"
 fi
 
