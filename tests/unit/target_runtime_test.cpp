@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -114,12 +113,6 @@ std::string Text(const TargetRuntime& rt) {
   auto snap = rt.Snapshot();
   REQUIRE(snap);
   return testing::Exposition(snap->families);
-}
-
-int ThreadsOfThisProcess() {
-  int n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
 }
 
 bool Contains(const std::string& hay, const std::string& needle) {
@@ -324,10 +317,9 @@ TEST_CASE("scheduler: the idle worker that wakes for a due collection runs it, w
   FakeWorld world;
   Script s;
   std::vector<CollectorInfo> registry{Info(s, "c", Tier::kFast)};
-  const int before = ThreadsOfThisProcess();
+  // (Not checked by counting the process's threads: TSan starts a thread of its own meanwhile.)
   Scheduler sched(
       3, [&](const TargetConfig&) { return std::make_unique<FakeConnection>(world); }, registry);
-  CHECK(ThreadsOfThisProcess() - before == 3);
   sched.Apply({Target("a", {"c"}, 10ms)});
   const auto give_up = std::chrono::steady_clock::now() + 5s;
   while (s.calls < 25 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(10ms);
