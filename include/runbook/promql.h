@@ -158,8 +158,10 @@ class EvalCache {
   EvalCache(EvalCache&&) noexcept;
   EvalCache& operator=(EvalCache&&) noexcept;
   void Clear();
-  // Label sets held (each referenced; the strings may be shared with results still in use).
+  // Group label sets held (each referenced; the strings may be shared with results still in use).
   std::size_t label_sets() const;
+  // Input series remembered with their group or match (see above).
+  std::size_t inputs() const;
 
   struct Impl;  // rules/promql/eval.cpp
 
