@@ -313,8 +313,84 @@ struct EvalCache::Impl {
     bool without = false;
     InputMemo inputs;  // value: group index, with kDroppedName set for drop_name inputs
   };
+  // A binary operator between vectors: the side it indexes by signature as it was in the
+  // previous evaluation, and the other side's samples with the position of their match in it.
+  struct Binary {
+    BinOp op = BinOp::kAdd;
+    VectorMatching matching;  // card, on and labels: what decides matches
+    std::vector<LabelSet> side;
+    InputMemo probes;  // value: position in `side`, or kNone
+  };
   std::unordered_map<const Expr*, Aggregation> aggregations;
+  std::unordered_map<const Expr*, Binary> binaries;
 };
+
+namespace {
+
+// Finds the sample of one side of a binary operation that a sample of the other matches. With
+// a memo and this side the previous evaluation's set for set, a sample it saw then gets the
+// same answer without computing its signature; others (and every sample without a memo) are
+// looked up in a SignatureIndex built on first need.
+class SideMatch {
+ public:
+  SideMatch(const Vector& side, const Expr& e, EvalCache::Impl::Binary* memo)
+      : side_(side), m_(e.matching), memo_(memo) {
+    if (!memo_) return;
+    const VectorMatching& was = memo_->matching;
+    if (memo_->op != e.op || was.card != m_.card || was.on != m_.on || was.labels != m_.labels) {
+      memo_->op = e.op;
+      memo_->matching = m_;
+      memo_->side.clear();
+    }
+    unchanged_ = !memo_->side.empty() && memo_->side.size() == side_.size();
+    for (std::size_t i = 0; unchanged_ && i < side_.size(); ++i)
+      unchanged_ = memo_->side[i].SameAs(side_[i].metric);
+    if (!unchanged_) {
+      // Invalid until End(): an evaluation that fails half-way leaves nothing to trust.
+      memo_->side.clear();
+      memo_->probes.Clear();
+    }
+    memo_->probes.Begin();
+  }
+  // Whether the side is the previous evaluation's, which passed the same checks.
+  bool unchanged() const { return unchanged_; }
+  const SignatureIndex& index() {
+    if (!index_) index_.emplace(side_, m_);
+    return *index_;
+  }
+  const Sample* Find(const LabelSet& metric) {
+    if (unchanged_) {
+      const std::size_t k = memo_->probes.Find(metric);
+      if (k != InputMemo::kMissing) {
+        const std::uint32_t at = memo_->probes.value(k);
+        memo_->probes.Hit(k, at);
+        return at == InputMemo::kNone ? nullptr : &side_[at];
+      }
+    }
+    const Sample* s = index().Find(metric);
+    if (memo_)
+      memo_->probes.Miss(metric, s ? static_cast<std::uint32_t>(s - side_.data()) : InputMemo::kNone);
+    return s;
+  }
+  // Ends a successful evaluation.
+  void End() {
+    if (!memo_) return;
+    if (!unchanged_) {
+      memo_->side.reserve(side_.size());
+      for (const auto& s : side_) memo_->side.push_back(s.metric);
+    }
+    memo_->probes.End();
+  }
+
+ private:
+  const Vector& side_;
+  const VectorMatching& m_;
+  EvalCache::Impl::Binary* memo_;
+  bool unchanged_ = false;
+  std::optional<SignatureIndex> index_;
+};
+
+}  // namespace
 
 EvalCache::EvalCache() : impl_(std::make_unique<Impl>()) {}
 EvalCache::~EvalCache() = default;
@@ -329,7 +405,10 @@ EvalCache& EvalCache::operator=(EvalCache&& other) noexcept {
   return *this;
 }
 void EvalCache::Clear() {
-  if (impl_) impl_->aggregations.clear();
+  if (impl_) {
+    impl_->aggregations.clear();
+    impl_->binaries.clear();
+  }
 }
 std::size_t EvalCache::label_sets() const {
   std::size_t n = 0;
@@ -341,6 +420,8 @@ std::size_t EvalCache::inputs() const {
   std::size_t n = 0;
   if (impl_)
     for (const auto& [_, a] : impl_->aggregations) n += a.inputs.size();
+  if (impl_)
+    for (const auto& [_, b] : impl_->binaries) n += b.side.size() + b.probes.size();
   return n;
 }
 
@@ -608,28 +689,30 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     return out;
   }
   const auto& m = e.matching;
+  EvalCache::Impl::Binary* memo = nullptr;
+  if (cache_) {
+    if (!cache_->impl_) cache_->impl_ = std::make_unique<EvalCache::Impl>();
+    memo = &cache_->impl_->binaries[&e];
+  }
   switch (e.op) {
-    case BinOp::kAnd: {
-      SignatureIndex right(r.vector, m);
+    case BinOp::kAnd:
+    case BinOp::kUnless: {
+      SideMatch right(r.vector, e, memo);
       for (auto& s : l.vector) {
-        if (right.Find(s.metric)) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+        if (!right.Find(s.metric) == (e.op == BinOp::kUnless))
+          out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       }
+      right.End();
       return out;
     }
     case BinOp::kOr: {
-      SignatureIndex left(l.vector, m);
+      SideMatch left(l.vector, e, memo);
       std::vector<bool> add(r.vector.size());
       for (std::size_t i = 0; i < r.vector.size(); ++i) add[i] = !left.Find(r.vector[i].metric);
+      left.End();
       for (auto& s : l.vector) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       for (std::size_t i = 0; i < r.vector.size(); ++i) {
         if (add[i]) out.vector.push_back(Sample{std::move(r.vector[i].metric), ts, r.vector[i].v});
-      }
-      return out;
-    }
-    case BinOp::kUnless: {
-      SignatureIndex right(r.vector, m);
-      for (auto& s : l.vector) {
-        if (!right.Find(s.metric)) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       }
       return out;
     }
@@ -640,8 +723,8 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
   bool swap = m.card == VectorMatching::Card::kOneToMany;
   Vector& many = swap ? r.vector : l.vector;
   Vector& one = swap ? l.vector : r.vector;
-  SignatureIndex one_side(one, m);
-  if (auto dup = one_side.Duplicate()) {
+  SideMatch one_side(one, e, memo);
+  if (auto dup = one_side.unchanged() ? std::nullopt : one_side.index().Duplicate()) {
     const auto [first, later] = *dup;  // Prometheus names the later one first
     throw EvalError{"found duplicate series for the match group " + Format(later->metric, m) + " on the " +
                     (swap ? "left" : "right") + " hand-side of the operation: [" +
@@ -677,6 +760,7 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
       results.emplace_back(one_index, metric.hash(), out.vector.size());
     out.vector.push_back(Sample{std::move(metric), ts, v});
   }
+  one_side.End();
   std::sort(results.begin(), results.end());
   for (std::size_t i = 0; i + 1 < results.size(); ++i) {
     for (std::size_t j = i + 1; j < results.size() && std::get<0>(results[j]) == std::get<0>(results[i]) &&
