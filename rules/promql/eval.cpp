@@ -908,7 +908,11 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       prev->without = e.without;
     }
     memo = e.agg != AggOp::kCountValues;
-    if (memo) prev->inputs.Begin();
+    // The inputs' group indexes point into the sets this evaluation replaces.
+    if (memo)
+      prev->inputs.Begin();
+    else
+      prev->inputs.Clear();
   }
   constexpr std::uint32_t kDroppedName = std::uint32_t(1) << 31;
   // Previous group index → this evaluation's.
