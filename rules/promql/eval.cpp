@@ -267,7 +267,6 @@ class InputMemo {
     hits_ = 0;
   }
   std::size_t size() const { return entries_.size(); }
-  std::size_t heap_bytes() const { return entries_.capacity() * sizeof(Entry); }
 
  private:
   struct Entry {
