@@ -113,6 +113,9 @@ class LabelSet {
   }
   // Whether both refer to the same shared set (then they are equal without comparing strings).
   bool SameAs(const LabelSet& other) const { return p_ == other.p_; }
+  // The shared set's address (null when empty): SameAs compares it. Only meaningful while a
+  // copy of the set is held — a freed set's address may be reused by another.
+  const void* identity() const { return p_.get(); }
 
   friend bool operator==(const LabelSet& a, const LabelSet& b) {
     return a.p_ == b.p_ || (a.hash() == b.hash() && a.get() == b.get());

@@ -142,13 +142,32 @@ struct EvalResult {
   std::optional<Error> error;
 };
 // State one caller keeps between evaluations of the same parsed expression, e.g. a rule
-// evaluated every interval: an aggregation group whose labels equal one of the previous
-// evaluation's reuses that group's label set instead of building (allocating) a new one. Results
-// are identical with or without a cache, whatever it was last used with (a reused set is
-// compared label by label first); it only saves allocations when the same expression comes
-// back. Holds, per aggregation in the expression, the previous evaluation's group label sets
-// (shared, so mostly their references) and a hash table of them. Copying gives an empty cache.
-// Thread-safety: not synchronised; one evaluation at a time per cache.
+// evaluated every interval (each rule owns one):
+// - an aggregation group whose labels equal one of the previous evaluation's reuses that
+//   group's label set instead of building (allocating) a new one;
+// - an aggregation's input series whose label set is the very shared set (LabelSet::SameAs) the
+//   previous evaluation had at that place in the input goes to that set's group without its
+//   labels being read, hashed or compared (count_values, which groups by value, excepted);
+// - a binary operator between vectors whose indexed side (the one side; `or`'s left, `and`'s
+//   and `unless`'s right) is, set for set, the previous evaluation's gets each probed series'
+//   match as it was then, without signatures — and no new duplicate check, as that side
+//   passed it.
+// A selector yields the same stored sets in the same order round after round, so the inputs
+// are found at a cursor by address; series added, removed or replaced fall back to reading
+// labels (and an index by address keeps the rest found). Results are identical with or without
+// a cache, whatever it was last used with: reused group sets are compared label by label, the
+// memo is keyed by expression node and checked against its grouping or matching, and only sets
+// held (referenced) by the cache are recognised by address, so a freed set's address taken by
+// another set is no match.
+// Holds, per aggregation in the expression, the previous evaluation's group label sets and a
+// hash table of them, and its input sets (a reference, 16 B, and a group index: 24 B each);
+// per binary operator, its indexed side's sets (16 B each) and its other side's sets with their
+// match (24 B each). Everything held is the previous evaluation's: a series that vanished is
+// released by the next evaluation (until then the cache keeps its label set alive, outside the
+// store's accounting). A reload builds new rules with empty caches; Clear() empties one.
+// Copying gives an empty cache.
+// Thread-safety: not synchronised; one evaluation at a time per cache. The sets held are
+// shared with the store and results and may be released on any thread (LabelSet's contract).
 class EvalCache {
  public:
   EvalCache();
@@ -158,8 +177,10 @@ class EvalCache {
   EvalCache(EvalCache&&) noexcept;
   EvalCache& operator=(EvalCache&&) noexcept;
   void Clear();
-  // Label sets held (each referenced; the strings may be shared with results still in use).
+  // Group label sets held (each referenced; the strings may be shared with results still in use).
   std::size_t label_sets() const;
+  // Input series held: aggregation inputs, indexed sides and probed sides (see above).
+  std::size_t inputs() const;
 
   struct Impl;  // rules/promql/eval.cpp
 

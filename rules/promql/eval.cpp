@@ -212,15 +212,184 @@ LabelSet ResultMetric(const LabelSet& many, const Labels& one, const Expr& e) {
 
 }  // namespace
 
+namespace {
+
+// The previous evaluation's input series of one operator, in input order, each with what the
+// operator made of it (`value`: a group, a match). A selector yields the store's sets in the
+// same order round after round, so this evaluation's i-th input is mostly the set held at the
+// cursor: found by comparing addresses, without reading the labels. Holding the sets keeps
+// their addresses from being reused by other sets.
+class InputMemo {
+ public:
+  static constexpr std::uint32_t kNone = ~std::uint32_t(0);
+  static constexpr std::size_t kMissing = ~std::size_t(0);
+
+  void Begin() {
+    next_.clear();
+    next_.reserve(entries_.size());
+    cursor_ = 0;
+    hits_now_ = 0;
+    index_.clear();
+  }
+  // The previous evaluation's entry for this very set, or kMissing.
+  std::size_t Find(const LabelSet& metric) {
+    if (metric.empty()) return kMissing;  // moved-from entries look empty too
+    for (std::size_t k = cursor_; k < cursor_ + 2 && k < entries_.size(); ++k)
+      if (entries_[k].metric.SameAs(metric)) return k;
+    // Series were added or removed: an index by address, unless the input never repeats (sets
+    // built anew by every evaluation).
+    if (hits_ == 0 && hits_now_ == 0) return kMissing;
+    if (index_.empty()) BuildIndex();
+    const std::size_t mask = index_.size() - 1;
+    for (std::size_t i = Slot(metric.identity(), mask); index_[i].first; i = (i + 1) & mask) {
+      if (index_[i].first == metric.identity())
+        return entries_[index_[i].second].metric.SameAs(metric) ? index_[i].second : kMissing;
+    }
+    return kMissing;
+  }
+  std::uint32_t value(std::size_t k) const { return entries_[k].value; }
+  // Records this evaluation's next input: entry k's set (found by Find) or a new one.
+  void Hit(std::size_t k, std::uint32_t value) {
+    next_.push_back({std::move(entries_[k].metric), value});
+    cursor_ = k + 1;
+    ++hits_now_;
+  }
+  void Miss(const LabelSet& metric, std::uint32_t value) { next_.push_back({metric, value}); }
+  // Ends an evaluation: its inputs replace the previous ones.
+  void End() {
+    entries_.swap(next_);
+    hits_ = hits_now_;
+    std::vector<Entry>().swap(next_);
+    std::vector<std::pair<const void*, std::uint32_t>>().swap(index_);
+  }
+  void Clear() {
+    entries_.clear();
+    hits_ = 0;
+  }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    LabelSet metric;
+    std::uint32_t value;
+  };
+  static std::size_t Slot(const void* p, std::size_t mask) {
+    return static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(p) >> 4) * 0x9e3779b97f4a7c15ULL >>
+                                    20) &
+           mask;
+  }
+  void BuildIndex() {
+    std::size_t n = 16;
+    while (n < entries_.size() * 2) n *= 2;
+    index_.assign(n, {nullptr, 0});
+    for (std::size_t k = 0; k < entries_.size(); ++k) {
+      const void* p = entries_[k].metric.identity();
+      if (!p) continue;
+      std::size_t i = Slot(p, n - 1);
+      while (index_[i].first) i = (i + 1) & (n - 1);
+      index_[i] = {p, static_cast<std::uint32_t>(k)};
+    }
+  }
+
+  std::vector<Entry> entries_;  // the previous evaluation's
+  std::size_t hits_ = 0;        // the previous evaluation's Hit calls
+  std::vector<Entry> next_;     // this evaluation's
+  std::size_t cursor_ = 0;
+  std::size_t hits_now_ = 0;
+  std::vector<std::pair<const void*, std::uint32_t>> index_;  // open addressing, built on demand
+};
+
+}  // namespace
+
 struct EvalCache::Impl {
   // An aggregation's groups of the previous evaluation: label sets, and a table of
-  // (hash, index into sets) as EvalAggregate builds it (open addressing, power-of-two size).
+  // (hash, index into sets) as EvalAggregate builds it (open addressing, power-of-two size);
+  // its inputs with their group (index into sets) for the grouping it was built with.
   struct Aggregation {
     std::vector<std::pair<std::uint64_t, std::size_t>> table;
     std::vector<LabelSet> sets;
+    std::vector<std::string> grouping;  // sorted
+    bool without = false;
+    InputMemo inputs;  // value: group index, with kDroppedName set for drop_name inputs
+  };
+  // A binary operator between vectors: the side it indexes by signature as it was in the
+  // previous evaluation, and the other side's samples with the position of their match in it.
+  struct Binary {
+    BinOp op = BinOp::kAdd;
+    VectorMatching matching;  // card, on and labels: what decides matches
+    std::vector<LabelSet> side;
+    InputMemo probes;  // value: position in `side`, or kNone
   };
   std::unordered_map<const Expr*, Aggregation> aggregations;
+  std::unordered_map<const Expr*, Binary> binaries;
 };
+
+namespace {
+
+// Finds the sample of one side of a binary operation that a sample of the other matches. With
+// a memo and this side the previous evaluation's set for set, a sample it saw then gets the
+// same answer without computing its signature; others (and every sample without a memo) are
+// looked up in a SignatureIndex built on first need.
+class SideMatch {
+ public:
+  SideMatch(const Vector& side, const Expr& e, EvalCache::Impl::Binary* memo)
+      : side_(side), m_(e.matching), memo_(memo) {
+    if (!memo_) return;
+    const VectorMatching& was = memo_->matching;
+    if (memo_->op != e.op || was.card != m_.card || was.on != m_.on || was.labels != m_.labels) {
+      memo_->op = e.op;
+      memo_->matching = m_;
+      memo_->side.clear();
+    }
+    unchanged_ = !memo_->side.empty() && memo_->side.size() == side_.size();
+    for (std::size_t i = 0; unchanged_ && i < side_.size(); ++i)
+      unchanged_ = memo_->side[i].SameAs(side_[i].metric);
+    if (!unchanged_) {
+      // Invalid until End(): an evaluation that fails half-way leaves nothing to trust.
+      memo_->side.clear();
+      memo_->probes.Clear();
+    }
+    memo_->probes.Begin();
+  }
+  // Whether the side is the previous evaluation's, which passed the same checks.
+  bool unchanged() const { return unchanged_; }
+  const SignatureIndex& index() {
+    if (!index_) index_.emplace(side_, m_);
+    return *index_;
+  }
+  const Sample* Find(const LabelSet& metric) {
+    if (unchanged_) {
+      const std::size_t k = memo_->probes.Find(metric);
+      if (k != InputMemo::kMissing) {
+        const std::uint32_t at = memo_->probes.value(k);
+        memo_->probes.Hit(k, at);
+        return at == InputMemo::kNone ? nullptr : &side_[at];
+      }
+    }
+    const Sample* s = index().Find(metric);
+    if (memo_)
+      memo_->probes.Miss(metric, s ? static_cast<std::uint32_t>(s - side_.data()) : InputMemo::kNone);
+    return s;
+  }
+  // Ends a successful evaluation.
+  void End() {
+    if (!memo_) return;
+    if (!unchanged_) {
+      memo_->side.reserve(side_.size());
+      for (const auto& s : side_) memo_->side.push_back(s.metric);
+    }
+    memo_->probes.End();
+  }
+
+ private:
+  const Vector& side_;
+  const VectorMatching& m_;
+  EvalCache::Impl::Binary* memo_;
+  bool unchanged_ = false;
+  std::optional<SignatureIndex> index_;
+};
+
+}  // namespace
 
 EvalCache::EvalCache() : impl_(std::make_unique<Impl>()) {}
 EvalCache::~EvalCache() = default;
@@ -235,12 +404,23 @@ EvalCache& EvalCache::operator=(EvalCache&& other) noexcept {
   return *this;
 }
 void EvalCache::Clear() {
-  if (impl_) impl_->aggregations.clear();
+  if (impl_) {
+    impl_->aggregations.clear();
+    impl_->binaries.clear();
+  }
 }
 std::size_t EvalCache::label_sets() const {
   std::size_t n = 0;
   if (impl_)
     for (const auto& [_, a] : impl_->aggregations) n += a.sets.size();
+  return n;
+}
+std::size_t EvalCache::inputs() const {
+  std::size_t n = 0;
+  if (impl_)
+    for (const auto& [_, a] : impl_->aggregations) n += a.inputs.size();
+  if (impl_)
+    for (const auto& [_, b] : impl_->binaries) n += b.side.size() + b.probes.size();
   return n;
 }
 
@@ -508,28 +688,30 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     return out;
   }
   const auto& m = e.matching;
+  EvalCache::Impl::Binary* memo = nullptr;
+  if (cache_) {
+    if (!cache_->impl_) cache_->impl_ = std::make_unique<EvalCache::Impl>();
+    memo = &cache_->impl_->binaries[&e];
+  }
   switch (e.op) {
-    case BinOp::kAnd: {
-      SignatureIndex right(r.vector, m);
+    case BinOp::kAnd:
+    case BinOp::kUnless: {
+      SideMatch right(r.vector, e, memo);
       for (auto& s : l.vector) {
-        if (right.Find(s.metric)) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
+        if (!right.Find(s.metric) == (e.op == BinOp::kUnless))
+          out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       }
+      right.End();
       return out;
     }
     case BinOp::kOr: {
-      SignatureIndex left(l.vector, m);
+      SideMatch left(l.vector, e, memo);
       std::vector<bool> add(r.vector.size());
       for (std::size_t i = 0; i < r.vector.size(); ++i) add[i] = !left.Find(r.vector[i].metric);
+      left.End();
       for (auto& s : l.vector) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       for (std::size_t i = 0; i < r.vector.size(); ++i) {
         if (add[i]) out.vector.push_back(Sample{std::move(r.vector[i].metric), ts, r.vector[i].v});
-      }
-      return out;
-    }
-    case BinOp::kUnless: {
-      SignatureIndex right(r.vector, m);
-      for (auto& s : l.vector) {
-        if (!right.Find(s.metric)) out.vector.push_back(Sample{std::move(s.metric), ts, s.v});
       }
       return out;
     }
@@ -540,8 +722,8 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
   bool swap = m.card == VectorMatching::Card::kOneToMany;
   Vector& many = swap ? r.vector : l.vector;
   Vector& one = swap ? l.vector : r.vector;
-  SignatureIndex one_side(one, m);
-  if (auto dup = one_side.Duplicate()) {
+  SideMatch one_side(one, e, memo);
+  if (auto dup = one_side.unchanged() ? std::nullopt : one_side.index().Duplicate()) {
     const auto [first, later] = *dup;  // Prometheus names the later one first
     throw EvalError{"found duplicate series for the match group " + Format(later->metric, m) + " on the " +
                     (swap ? "left" : "right") + " hand-side of the operation: [" +
@@ -577,6 +759,7 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
       results.emplace_back(one_index, metric.hash(), out.vector.size());
     out.vector.push_back(Sample{std::move(metric), ts, v});
   }
+  one_side.End();
   std::sort(results.begin(), results.end());
   for (std::size_t i = 0; i + 1 < results.size(); ++i) {
     for (std::size_t j = i + 1; j < results.size() && std::get<0>(results[j]) == std::get<0>(results[i]) &&
@@ -709,12 +892,30 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
   // Groups by a hash of their labels in an open-addressing table of group indexes (told apart
   // by comparing). A sample's grouping labels are picked by walking its sorted labels next to
   // the sorted grouping list, and compared and hashed in place: only a new group copies them.
-  // A new group's label set comes from the cache when the previous evaluation had that group.
+  // A new group's label set comes from the cache when the previous evaluation had that group,
+  // and an input set the previous evaluation had goes to that group without reading its labels
+  // (count_values groups by value too: not remembered).
   EvalCache::Impl::Aggregation* prev = nullptr;
+  bool memo = false;
   if (cache_) {
     if (!cache_->impl_) cache_->impl_ = std::make_unique<EvalCache::Impl>();
     prev = &cache_->impl_->aggregations[&e];
+    // The cache may have seen another expression at this address.
+    if (prev->grouping != grouping || prev->without != e.without) {
+      prev->inputs.Clear();
+      prev->grouping = grouping;
+      prev->without = e.without;
+    }
+    memo = e.agg != AggOp::kCountValues;
+    // The inputs' group indexes point into the sets this evaluation replaces.
+    if (memo)
+      prev->inputs.Begin();
+    else
+      prev->inputs.Clear();
   }
+  constexpr std::uint32_t kDroppedName = std::uint32_t(1) << 31;
+  // Previous group index → this evaluation's.
+  std::vector<std::uint32_t> prev_to_group(memo ? prev->sets.size() : 0, InputMemo::kNone);
   std::vector<Group> groups;
   std::vector<std::pair<std::uint64_t, std::size_t>> table(64, {0, kNoGroup});
   auto insert = [&](std::uint64_t hash, std::size_t group) {
@@ -723,6 +924,54 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
         table[i] = {hash, group};
         return;
       }
+    }
+  };
+  auto new_group = [&](LabelSet set, std::uint64_t hash, const LabelSet& metric, double v) {
+    Group g;
+    g.metric = std::move(set);
+    g.hash = hash;
+    g.value = v;
+    g.mean = v;
+    g.count = 1;
+    if (e.agg == AggOp::kStddev || e.agg == AggOp::kStdvar) g.value = 0;
+    if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk || e.agg == AggOp::kQuantile)
+      g.samples.push_back(Sample{metric, 0, v});
+    groups.push_back(std::move(g));
+    if (groups.size() * 2 > table.size()) {
+      table.assign(table.size() * 4, {0, kNoGroup});
+      for (std::size_t k = 0; k < groups.size(); ++k) insert(groups[k].hash, k);
+    } else {
+      insert(hash, groups.size() - 1);
+    }
+  };
+  auto accumulate = [&](Group& g, const LabelSet& metric, double v) {
+    ++g.count;
+    switch (e.agg) {
+      case AggOp::kSum: g.value += v; break;
+      case AggOp::kAvg:
+        if (std::isinf(g.mean)) {
+          if (std::isinf(v) && (g.mean > 0) == (v > 0)) break;
+          if (!std::isinf(v) && !std::isnan(v)) break;
+        }
+        g.mean += v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
+        break;
+      case AggOp::kMax:
+        if (g.value < v || std::isnan(g.value)) g.value = v;
+        break;
+      case AggOp::kMin:
+        if (g.value > v || std::isnan(g.value)) g.value = v;
+        break;
+      case AggOp::kStddev:
+      case AggOp::kStdvar: {
+        double delta = v - g.mean;
+        g.mean += delta / static_cast<double>(g.count);
+        g.value += delta * (v - g.mean);
+        break;
+      }
+      case AggOp::kTopk:
+      case AggOp::kBottomk:
+      case AggOp::kQuantile: g.samples.push_back(Sample{metric, 0, v}); break;
+      default: break;
     }
   };
   // `by` picks only the grouping names: their hashes are computed once.
@@ -734,6 +983,22 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
   constexpr std::string_view kName = "__name__";
   // drop_name: `metric` has a __name__ the operand's result does not have.
   auto add = [&](const LabelSet& metric, double v, bool drop_name) {
+    const std::uint32_t name_bit = drop_name ? kDroppedName : 0;
+    if (memo) {
+      const std::size_t k = prev->inputs.Find(metric);
+      if (k != InputMemo::kMissing && (prev->inputs.value(k) & kDroppedName) == name_bit) {
+        const std::uint32_t last = prev->inputs.value(k) & ~kDroppedName;
+        std::uint32_t& now = prev_to_group[last];
+        if (now == InputMemo::kNone) {
+          now = static_cast<std::uint32_t>(groups.size());
+          new_group(prev->sets[last], prev->sets[last].hash(), metric, v);
+        } else {
+          accumulate(groups[now], metric, v);
+        }
+        prev->inputs.Hit(k, now | name_bit);
+        return;
+      }
+    }
     picked.clear();
     picked_name_hashes.clear();
     auto g_it = grouping.begin();
@@ -777,73 +1042,36 @@ Value Evaluator::EvalAggregate(const Expr& e, TimestampMs ts) {
       }
     }
     if (found == kNoGroup) {
-      Group g;
-      g.hash = hash;
+      found = groups.size();
+      LabelSet set;
       if (prev && !prev->table.empty()) {
         const std::size_t mask = prev->table.size() - 1;
         for (std::size_t i = hash & mask; prev->table[i].second != kNoGroup; i = (i + 1) & mask) {
           if (prev->table[i].first == hash && same(prev->sets[prev->table[i].second])) {
-            g.metric = prev->sets[prev->table[i].second];
+            set = prev->sets[prev->table[i].second];
+            if (memo) prev_to_group[prev->table[i].second] = static_cast<std::uint32_t>(found);
             break;
           }
         }
       }
-      if (g.metric.empty() && !picked.empty()) {
+      if (set.empty() && !picked.empty()) {
         Labels labels;
         labels.reserve(picked.size());
         for (const auto* l : picked) labels.push_back(*l);
-        g.metric = LabelSet(std::move(labels), hash);
+        set = LabelSet(std::move(labels), hash);
       }
-      g.value = v;
-      g.mean = v;
-      g.count = 1;
-      if (e.agg == AggOp::kStddev || e.agg == AggOp::kStdvar) g.value = 0;
-      if (e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk || e.agg == AggOp::kQuantile)
-        g.samples.push_back(Sample{metric, 0, v});
-      groups.push_back(std::move(g));
-      if (groups.size() * 2 > table.size()) {
-        table.assign(table.size() * 4, {0, kNoGroup});
-        for (std::size_t k = 0; k < groups.size(); ++k) insert(groups[k].hash, k);
-      } else {
-        insert(hash, groups.size() - 1);
-      }
-      return;
+      new_group(std::move(set), hash, metric, v);
+    } else {
+      accumulate(groups[found], metric, v);
     }
-    Group& g = groups[found];
-    ++g.count;
-    switch (e.agg) {
-      case AggOp::kSum: g.value += v; break;
-      case AggOp::kAvg:
-        if (std::isinf(g.mean)) {
-          if (std::isinf(v) && (g.mean > 0) == (v > 0)) break;
-          if (!std::isinf(v) && !std::isnan(v)) break;
-        }
-        g.mean += v / static_cast<double>(g.count) - g.mean / static_cast<double>(g.count);
-        break;
-      case AggOp::kMax:
-        if (g.value < v || std::isnan(g.value)) g.value = v;
-        break;
-      case AggOp::kMin:
-        if (g.value > v || std::isnan(g.value)) g.value = v;
-        break;
-      case AggOp::kStddev:
-      case AggOp::kStdvar: {
-        double delta = v - g.mean;
-        g.mean += delta / static_cast<double>(g.count);
-        g.value += delta * (v - g.mean);
-        break;
-      }
-      case AggOp::kTopk:
-      case AggOp::kBottomk:
-      case AggOp::kQuantile: g.samples.push_back(Sample{metric, 0, v}); break;
-      default: break;
-    }
+    if (memo) prev->inputs.Miss(metric, static_cast<std::uint32_t>(found) | name_bit);
   };
   if (!streams || !Stream(*e.operand, ts, add)) {
     if (streams) in = Eval(*e.operand, ts);
     for (const auto& s : in.vector) add(s.metric, s.v, false);
   }
   if (prev) {
+    if (memo) prev->inputs.End();
     prev->sets.clear();
     for (const auto& g : groups) prev->sets.push_back(g.metric);
     prev->table = std::move(table);

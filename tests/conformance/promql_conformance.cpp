@@ -197,8 +197,18 @@ std::string RunCase(const Case& c, const pq::MemoryStorage& storage) {
     if (!diff.empty()) return text + " at " + std::to_string(t) + ": " + diff;
     if (g_instant_only) continue;
 
-    auto range = pq::EvalRange(*p.expr, storage, t - 60000, t + 60000, 60000);
+    // With an EvalCache, as rules evaluate: each step starts from the previous step's memo of
+    // input series (series come and go between steps), and so does an instant query at t after
+    // the range query.
+    pq::EvalCache cache;
+    pq::EvalOptions cached;
+    cached.cache = &cache;
+    auto range = pq::EvalRange(*p.expr, storage, t - 60000, t + 60000, 60000, cached);
     if (range.error) return "error evaluating " + text + " in range mode: " + range.error->ToString();
+    auto again = pq::EvalInstant(*p.expr, storage, t, cached);
+    if (again.error) return "error evaluating " + text + " with a cache: " + again.error->ToString();
+    diff = Compare(again.value, c.expected, c.ordered);
+    if (!diff.empty()) return text + " at " + std::to_string(t) + " (with a cache): " + diff;
     if (c.ordered) continue;
     pq::Value vec;
     vec.type = pq::ValueType::kVector;
