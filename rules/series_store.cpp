@@ -573,6 +573,17 @@ SeriesStore::Stats SeriesStore::stats() const {
 
 void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
                          const SelectFunc& fn) const {
+  Visit<false>(matchers, mint, maxt, fn);
+}
+
+void SeriesStore::SelectLatest(const std::vector<promql::Matcher>& matchers, TimestampMs mint,
+                               TimestampMs maxt, const SelectFunc& fn) const {
+  Visit<true>(matchers, mint, maxt, fn);
+}
+
+template <bool kLatest>
+void SeriesStore::Visit(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+                        const SelectFunc& fn) const {
   std::shared_lock lock(mu_);
   auto candidates = impl_->postings.Select(matchers);
   std::vector<const promql::Matcher*> all;
@@ -582,7 +593,7 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
     const auto pts = s.points();
-    if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
+    if (pts.empty() || pts.back().t < mint) return;
     const TimestampMs from = std::max(mint, s.oldest());
     // Mostly the window ends at or just before the newest point (a group evaluates at its slot,
     // before the next collection): a few steps back read the cache line already loaded, where a
@@ -592,12 +603,18 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
     if (hi != pts.begin() && std::prev(hi)->t > maxt)
       hi = std::upper_bound(pts.begin(), hi, maxt,
                             [](TimestampMs t, const promql::Point& p) { return t < p.t; });
-    auto lo = pts.front().t >= from
-                  ? pts.begin()
-                  : std::lower_bound(pts.begin(), hi, from,
-                                     [](const promql::Point& p, TimestampMs t) { return p.t < t; });
-    if (lo == hi) return;
-    fn(s.metric, std::span<const promql::Point>(lo, hi));
+    if constexpr (kLatest) {
+      if (hi == pts.begin() || std::prev(hi)->t < from) return;
+      fn(s.metric, std::span<const promql::Point>(std::prev(hi), hi));
+    } else {
+      if (pts.front().t > maxt) return;
+      auto lo = pts.front().t >= from
+                    ? pts.begin()
+                    : std::lower_bound(pts.begin(), hi, from,
+                                       [](const promql::Point& p, TimestampMs t) { return p.t < t; });
+      if (lo == hi) return;
+      fn(s.metric, std::span<const promql::Point>(lo, hi));
+    }
   };
   if (candidates) {
     for (Id id : candidates->ids) visit(impl_->series[id]);

@@ -370,6 +370,53 @@ TEST_CASE(
   CHECK(store.stats().series == 2);
 }
 
+TEST_CASE(
+    "series store: SelectLatest passes each series' newest point of the window, the last point Select "
+    "passes") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  // h keeps history, x only its newest points; h's points out of reach (older than keep +
+  // lookback) stay in its buffer until it fills, and must not be passed.
+  for (int k = 1; k <= 120; ++k) {
+    const TimestampMs t = k * 15'000;
+    std::vector<StoreSample> samples{S("h", "a", k), S("x", "a", 1000 + k)};
+    if (k % 7 != 0) samples.push_back(S("h", "b", 2000 + k));  // gaps
+    if (k == 60) samples.push_back(S("h", "c", 3000 + k));     // one point, then stale at 61
+    store.Ingest("a", t, samples);
+  }
+  const std::vector<Matcher> all{Eq("target", "a"), Eq("target", "b"), Eq("target", "c")};
+  std::size_t compared = 0, empty_windows = 0;
+  for (TimestampMs maxt = 0; maxt <= 121 * 15'000; maxt += 5'000) {
+    for (TimestampMs width : {TimestampMs(0), TimestampMs(10'000), 5 * kMin, 20 * kMin, 40 * kMin}) {
+      const TimestampMs mint = maxt - width;
+      for (const auto& m : all) {
+        std::map<std::string, promql::Point> want, got;
+        store.Select({m}, mint, maxt, [&](const Labels& metric, std::span<const promql::Point> pts) {
+          want[std::string(LabelValue(metric, "__name__")) + "/" +
+               std::string(LabelValue(metric, "target"))] = pts.back();
+        });
+        store.SelectLatest({m}, mint, maxt, [&](const Labels& metric, std::span<const promql::Point> pts) {
+          REQUIRE(!pts.empty());
+          CHECK(pts.back().t >= mint);
+          CHECK(pts.back().t <= maxt);
+          got[std::string(LabelValue(metric, "__name__")) + "/" + std::string(LabelValue(metric, "target"))] =
+              pts.back();
+        });
+        REQUIRE(got.size() == want.size());
+        for (const auto& [key, p] : want) {
+          REQUIRE(got.count(key) == 1);
+          CHECK(got[key].t == p.t);
+          CHECK((got[key].v == p.v || (std::isnan(got[key].v) && std::isnan(p.v))));
+          ++compared;
+        }
+        empty_windows += want.empty();
+      }
+    }
+  }
+  CHECK(compared > 1000);
+  CHECK(empty_windows > 100);  // windows before the first point and past the reach of history
+}
+
 TEST_CASE("series store: selects run concurrently with ingestion, appends and compaction") {
   SeriesStore store;
   store.SetRetention({Retention{{Eq("__name__", "h")}, 2 * kMin}});
