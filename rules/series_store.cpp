@@ -159,7 +159,8 @@ class PointArena {
 // One cache line: what Select reads (labels, retention, points inline or where they lie) and
 // the owning source. Series without a retention keep their newest two points inline (a
 // separate allocation cost a cache miss per series); with one, a buffer holds the points back
-// to keep_ms + the lookback.
+// to keep_ms + the lookback, and a copy of the newest point stays inline: an instant selector
+// (SelectLatest) reads nothing else, so it does not touch the buffer.
 struct alignas(64) StoredSeries {
   LabelSet metric;  // sorted; empty for a free slot
   TimestampMs keep_ms = 0;
@@ -198,8 +199,11 @@ struct alignas(64) StoredSeries {
                              [](const promql::Point& p, TimestampMs t) { return p.t < t; }),
             pts.end()};
   }
-  bool empty() const { return points().empty(); }
-  const promql::Point& back() const { return points().back(); }
+  bool empty() const { return keep_ms == 0 ? n_recent_ == 0 : pts_.history.size == 0; }
+  // The newest point; with history, its copy in this line (the buffer's end is another line).
+  const promql::Point& back() const {
+    return keep_ms == 0 ? pts_.recent[n_recent_ - 1] : pts_.history.newest;
+  }
 
   // Ignored unless newer than the newest point.
   void Append(TimestampMs t, double v, PointArena& arena) {
@@ -230,6 +234,7 @@ struct alignas(64) StoredSeries {
       h.cap = cap;
     }
     h.data[h.size++] = {t, v};
+    h.newest = {t, v};
   }
 
   void SetKeep(TimestampMs keep, PointArena& arena) {
@@ -247,11 +252,12 @@ struct alignas(64) StoredSeries {
       pts_.recent[1] = last[1];
       n_recent_ = n;
     } else {
-      History h{nullptr, 0, 0};
+      History h{nullptr, 0, 0, {}};
       if (!pts.empty()) {
         h.cap = 4;
         h.data = arena.Allocate(h.cap);
         for (const auto& p : pts) h.data[h.size++] = p;
+        h.newest = pts.back();
       }
       pts_.history = h;
       n_recent_ = 0;
@@ -274,7 +280,7 @@ struct alignas(64) StoredSeries {
   void Release(PointArena& arena) {
     if (keep_ms != 0) arena.Free(pts_.history.data, pts_.history.cap);
     keep_ms = 0;
-    pts_.history = {nullptr, 0, 0};
+    pts_.history = {nullptr, 0, 0, {}};
   }
 
   std::size_t heap_bytes() const {
@@ -285,9 +291,10 @@ struct alignas(64) StoredSeries {
   struct History {
     promql::Point* data;
     std::uint32_t size, cap;
+    promql::Point newest;  // data[size - 1] when size > 0
   };
   union Points {
-    Points() : history{nullptr, 0, 0} {}
+    Points() : history{nullptr, 0, 0, {}} {}
     promql::Point recent[2];  // keep_ms == 0
     History history;          // keep_ms != 0; from the PointArena
   };
@@ -592,8 +599,14 @@ void SeriesStore::Visit(const std::vector<promql::Matcher>& matchers, TimestampM
   const auto& check = candidates ? candidates->unchecked : all;
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
+    if (s.empty() || s.back().t < mint) return;
+    if constexpr (kLatest) {
+      if (s.back().t <= maxt) {
+        fn(s.metric, std::span<const promql::Point>(&s.back(), 1));
+        return;
+      }
+    }
     const auto pts = s.points();
-    if (pts.empty() || pts.back().t < mint) return;
     const TimestampMs from = std::max(mint, s.oldest());
     // Mostly the window ends at or just before the newest point (a group evaluates at its slot,
     // before the next collection): a few steps back read the cache line already loaded, where a
