@@ -195,13 +195,13 @@ struct RuleGroup::Impl {
     auto res = Query(*r.def.expr, ts, &r.cache);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     std::map<Labels, AlertStatus> fresh;
+    TemplateData data;  // one for the rule's alerts: only labels and value change
+    data.external_labels = opts->external_labels;
+    data.external_url = opts->external_url;
+    data.query = TemplateQuery(ts);
     for (const auto& s : std::get<promql::Vector>(res)) {
-      TemplateData data;
       data.labels = s.metric;
-      data.external_labels = opts->external_labels;
-      data.external_url = opts->external_url;
       data.value = s.v;
-      data.query = TemplateQuery(ts);
       Labels labels = s.metric;
       SetLabel(labels, "__name__", "");
       for (std::size_t i = 0; i < r.def.labels.size(); ++i)
@@ -285,6 +285,7 @@ struct RuleGroup::Impl {
 
   void SendAlerts(RuleState& r, TimestampMs ts) {
     std::vector<Alert> alerts;
+    std::string generator_url;  // the same for each alert of the rule: built once
     TimestampMs delta = std::max(opts->resend_delay_ms, Interval());
     for (auto& [labels, a] : r.active) {
       if (a.state == AlertState::kPending) continue;
@@ -300,9 +301,10 @@ struct RuleGroup::Impl {
       out.annotations = a.annotations;
       out.starts_at = a.fired_at;
       out.ends_at = a.resolved_at != kNoTime ? a.resolved_at : a.valid_until;
-      out.generator_url = opts->external_url + "/graph?g0.expr=" +
-                          QueryEscape(r.def.expr ? promql::Format(*r.def.expr) : r.def.expr_text) +
-                          "&g0.tab=1";
+      if (generator_url.empty())
+        generator_url = opts->external_url + "/graph?g0.expr=" +
+                        QueryEscape(r.def.expr ? promql::Format(*r.def.expr) : r.def.expr_text) + "&g0.tab=1";
+      out.generator_url = generator_url;
       alerts.push_back(std::move(out));
     }
     if (!alerts.empty() && opts->notify) opts->notify(alerts);
