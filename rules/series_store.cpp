@@ -388,12 +388,38 @@ struct SeriesStore::Impl {
   std::unordered_map<Id, std::vector<Id>> by_source;
   std::uint64_t pass = 0;
   std::vector<Retention> retention;
+  // Indexes into retention: by the metric name a retention's matchers require, and those that
+  // require none. A new series is checked against its name's retentions only (there are about as
+  // many retentions as range selectors in the rule files).
+  std::unordered_map<std::string, std::vector<std::size_t>> retention_by_name;
+  std::vector<std::size_t> retention_any_name;
+
+  void IndexRetention() {
+    retention_by_name.clear();
+    retention_any_name.clear();
+    for (std::size_t i = 0; i < retention.size(); ++i) {
+      const auto& ms = retention[i].matchers;
+      auto name = std::find_if(ms.begin(), ms.end(), [](const promql::Matcher& m) {
+        return m.name() == "__name__" && m.op() == promql::Matcher::Op::kEqual;
+      });
+      if (name != ms.end()) {
+        retention_by_name[name->value()].push_back(i);
+      } else {
+        retention_any_name.push_back(i);
+      }
+    }
+  }
 
   TimestampMs KeepFor(const Labels& metric) const {
     TimestampMs keep = 0;
-    for (const auto& r : retention) {
+    auto check = [&](std::size_t i) {
+      const auto& r = retention[i];
       if (r.keep_ms > keep && MatchesAll(r.matchers, metric)) keep = r.keep_ms;
-    }
+    };
+    if (auto it = retention_by_name.find(std::string(LabelValue(metric, "__name__")));
+        it != retention_by_name.end())
+      for (std::size_t i : it->second) check(i);
+    for (std::size_t i : retention_any_name) check(i);
     return keep;
   }
 
@@ -560,6 +586,7 @@ void SeriesStore::RemoveSource(std::string_view source_name, TimestampMs t) {
 void SeriesStore::SetRetention(std::vector<Retention> retention) {
   std::unique_lock lock(mu_);
   impl_->retention = std::move(retention);
+  impl_->IndexRetention();
   for (auto& s : impl_->series) {
     if (!s.metric.empty()) s.SetKeep(impl_->KeepFor(s.metric), impl_->arena);
   }

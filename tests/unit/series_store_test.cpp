@@ -84,6 +84,34 @@ TEST_CASE("series store: retention keeps history back to keep + lookback for mat
   CHECK(Read(store, {Eq("__name__", "other")}, 0, 100 * kMin)["other/a"].size() == 2);
 }
 
+TEST_CASE("series store: a new series gets the longest keep of every retention it matches, by name or not") {
+  SeriesStore store;
+  std::string err;
+  const Matcher re = *Matcher::Make(Matcher::Op::kRegexMatch, "__name__", "r.*", &err);
+  store.SetRetention({Retention{{Eq("__name__", "a")}, 2 * kMin},
+                      Retention{{Eq("__name__", "a"), Eq("target", "t2")}, 20 * kMin},
+                      Retention{{Eq("__name__", "b")}, 4 * kMin}, Retention{{re}, 6 * kMin},
+                      Retention{{Eq("target", "t3")}, 8 * kMin}});
+  for (int i = 1; i <= 40; ++i) {
+    store.Ingest("s", i * kMin,
+                 {S("a", "t1", i), S("a", "t2", i), S("a", "t3", i), S("b", "t1", i), S("rx", "t1", i),
+                  S("c", "t1", i), S("c", "t3", i)});
+  }
+  // now = 40 min: a series keeping k minutes holds the points of the last k + 5 minutes.
+  auto held = [&](const char* name, const char* target) {
+    return Read(store, {Eq("__name__", name), Eq("target", target)}, 0,
+                100 * kMin)[std::string(name) + "/" + target]
+        .size();
+  };
+  CHECK(held("a", "t1") == 8);   // 2 min
+  CHECK(held("a", "t2") == 26);  // 20 min: the name's other retention
+  CHECK(held("a", "t3") == 14);  // 8 min: a retention without a name beats the name's 2 min
+  CHECK(held("b", "t1") == 10);
+  CHECK(held("rx", "t1") == 12);  // a regex on the name
+  CHECK(held("c", "t1") == 2);    // none: the newest two points
+  CHECK(held("c", "t3") == 14);
+}
+
 TEST_CASE("series store: SetRetention applies to series that already exist") {
   SeriesStore store;
   store.Ingest("a", 1 * kMin, {S("m", "a", 1)});
