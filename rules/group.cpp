@@ -43,6 +43,7 @@ struct Output {
   std::uint64_t hash = 0;  // metric.hash(), kept here so that sorting reads no shared set
   std::uint64_t source_hash = 0;
   std::uint64_t ref = 0;
+  LabelSet source;  // during an evaluation: the query result's set it came from
 };
 
 // Indexes of `out` by hash, comparing strings only on equal hashes (meta[k].hash is
@@ -72,6 +73,10 @@ struct RuleState {
   // (source hash, index into prev_series), by source hash: a recording rule's query result whose
   // labels produced an output last round maps to it again without building it anew.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> by_source;
+  // A recording rule's query result of last round in its order: each sample's set (shared with
+  // the store or the rule's EvalCache) and the index of its output in prev_series. A result that
+  // repeats it set for set maps to last round's outputs without reading or comparing labels.
+  std::vector<std::pair<LabelSet, std::uint32_t>> last_result;
   std::vector<promql::Sample> alert_series;
   promql::EvalCache cache;  // def.expr's, from one round to the next
 };
@@ -149,14 +154,29 @@ struct RuleGroup::Impl {
 
   // meta gets each output's hash, source hash and, for one produced last round, its reference;
   // order the outputs' HashOrder.
+  // *repeated: the result is last round's set for set (r.last_result), so its outputs are
+  // r.prev_series through r.last_result's indexes, and order is left empty.
   std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out,
-                                           std::vector<Output>& meta, std::vector<std::uint32_t>& order) {
+                                           std::vector<Output>& meta, std::vector<std::uint32_t>& order,
+                                           bool* repeated) {
     auto res = Query(*r.def.expr, ts, &r.cache);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
     meta.assign(out.size(), Output{});
+    *repeated = out.size() == r.last_result.size() && out.size() == r.prev_series.size();
     for (std::size_t k = 0; k < out.size(); ++k) {
       auto& s = out[k];
+      meta[k].source = s.metric;
+      if (*repeated && s.metric.SameAs(r.last_result[k].first)) {
+        const Output& prev = r.prev_series[r.last_result[k].second];
+        s.metric = prev.metric;
+        s.t = ts;
+        meta[k].hash = prev.hash;
+        meta[k].source_hash = prev.source_hash;
+        meta[k].ref = prev.ref;
+        continue;
+      }
+      *repeated = false;
       const std::uint64_t h = s.metric.hash();
       meta[k].source_hash = h;
       bool known = false;
@@ -178,6 +198,7 @@ struct RuleGroup::Impl {
       s.t = ts;
       meta[k].hash = s.metric.hash();
     }
+    if (*repeated) return std::nullopt;  // last round's outputs passed both checks below
     order = HashOrder(out, meta);
     if (std::adjacent_find(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
           return meta[a].hash == meta[b].hash && out[a].metric == out[b].metric;
@@ -195,13 +216,13 @@ struct RuleGroup::Impl {
     auto res = Query(*r.def.expr, ts, &r.cache);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     std::map<Labels, AlertStatus> fresh;
+    TemplateData data;  // one for the rule's alerts: only labels and value change
+    data.external_labels = opts->external_labels;
+    data.external_url = opts->external_url;
+    data.query = TemplateQuery(ts);
     for (const auto& s : std::get<promql::Vector>(res)) {
-      TemplateData data;
       data.labels = s.metric;
-      data.external_labels = opts->external_labels;
-      data.external_url = opts->external_url;
       data.value = s.v;
-      data.query = TemplateQuery(ts);
       Labels labels = s.metric;
       SetLabel(labels, "__name__", "");
       for (std::size_t i = 0; i < r.def.labels.size(); ++i)
@@ -285,6 +306,7 @@ struct RuleGroup::Impl {
 
   void SendAlerts(RuleState& r, TimestampMs ts) {
     std::vector<Alert> alerts;
+    std::string generator_url;  // the same for each alert of the rule: built once
     TimestampMs delta = std::max(opts->resend_delay_ms, Interval());
     for (auto& [labels, a] : r.active) {
       if (a.state == AlertState::kPending) continue;
@@ -300,9 +322,10 @@ struct RuleGroup::Impl {
       out.annotations = a.annotations;
       out.starts_at = a.fired_at;
       out.ends_at = a.resolved_at != kNoTime ? a.resolved_at : a.valid_until;
-      out.generator_url = opts->external_url + "/graph?g0.expr=" +
-                          QueryEscape(r.def.expr ? promql::Format(*r.def.expr) : r.def.expr_text) +
-                          "&g0.tab=1";
+      if (generator_url.empty())
+        generator_url = opts->external_url + "/graph?g0.expr=" +
+                        QueryEscape(r.def.expr ? promql::Format(*r.def.expr) : r.def.expr_text) + "&g0.tab=1";
+      out.generator_url = generator_url;
       alerts.push_back(std::move(out));
     }
     if (!alerts.empty() && opts->notify) opts->notify(alerts);
@@ -341,10 +364,11 @@ void RuleGroup::Eval(TimestampMs ts) {
     std::vector<Output> meta;
     std::vector<std::uint32_t> order;
     std::optional<std::string> error;
+    bool repeated = false;
     if (!r.def.expr) {
       error = "rule has no parsed expression";
     } else if (r.def.kind == RuleDef::Kind::kRecording) {
-      error = g.EvalRecording(r, ts, out, meta, order);
+      error = g.EvalRecording(r, ts, out, meta, order, &repeated);
     } else {
       error = g.EvalAlerting(r, ts, out);
     }
@@ -361,6 +385,15 @@ void RuleGroup::Eval(TimestampMs ts) {
     if (r.def.kind == RuleDef::Kind::kAlerting) {
       g.SendAlerts(r, ts);
       r.alert_series = out;
+    }
+    if (repeated) {
+      if (g.opts->appender) {
+        for (std::size_t k = 0; k < out.size(); ++k) {
+          Output& prev = r.prev_series[r.last_result[k].second];
+          prev.ref = g.opts->appender->AppendRef(prev.ref, prev.metric, ts, out[k].v);
+        }
+      }
+      continue;
     }
     if (meta.size() != out.size()) {
       meta.assign(out.size(), Output{});
@@ -398,12 +431,18 @@ void RuleGroup::Eval(TimestampMs ts) {
     }
     std::vector<Output> returned;
     returned.reserve(out.size());
+    std::vector<std::uint32_t> at(out.size());  // out[k]'s index in returned
     for (std::uint32_t k : order) {
       if (returned.empty() ||
           Compare(returned.back().metric, returned.back().hash, out[k].metric, meta[k].hash) != 0)
-        returned.push_back({std::move(out[k].metric), meta[k].hash, meta[k].source_hash, meta[k].ref});
+        returned.push_back({std::move(out[k].metric), meta[k].hash, meta[k].source_hash, meta[k].ref, {}});
+      at[k] = std::uint32_t(returned.size() - 1);
     }
     r.prev_series = std::move(returned);
+    r.last_result.clear();
+    if (r.def.kind == RuleDef::Kind::kRecording)
+      for (std::size_t k = 0; k < out.size(); ++k)
+        r.last_result.emplace_back(std::move(meta[k].source), at[k]);
     r.by_source.clear();
     for (std::size_t k = 0; k < r.prev_series.size(); ++k)
       if (r.prev_series[k].source_hash != 0)

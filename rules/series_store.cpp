@@ -159,7 +159,8 @@ class PointArena {
 // One cache line: what Select reads (labels, retention, points inline or where they lie) and
 // the owning source. Series without a retention keep their newest two points inline (a
 // separate allocation cost a cache miss per series); with one, a buffer holds the points back
-// to keep_ms + the lookback.
+// to keep_ms + the lookback, and a copy of the newest point stays inline: an instant selector
+// (SelectLatest) reads nothing else, so it does not touch the buffer.
 struct alignas(64) StoredSeries {
   LabelSet metric;  // sorted; empty for a free slot
   TimestampMs keep_ms = 0;
@@ -198,8 +199,11 @@ struct alignas(64) StoredSeries {
                              [](const promql::Point& p, TimestampMs t) { return p.t < t; }),
             pts.end()};
   }
-  bool empty() const { return points().empty(); }
-  const promql::Point& back() const { return points().back(); }
+  bool empty() const { return keep_ms == 0 ? n_recent_ == 0 : pts_.history.size == 0; }
+  // The newest point; with history, its copy in this line (the buffer's end is another line).
+  const promql::Point& back() const {
+    return keep_ms == 0 ? pts_.recent[n_recent_ - 1] : pts_.history.newest;
+  }
 
   // Ignored unless newer than the newest point.
   void Append(TimestampMs t, double v, PointArena& arena) {
@@ -230,6 +234,7 @@ struct alignas(64) StoredSeries {
       h.cap = cap;
     }
     h.data[h.size++] = {t, v};
+    h.newest = {t, v};
   }
 
   void SetKeep(TimestampMs keep, PointArena& arena) {
@@ -247,11 +252,12 @@ struct alignas(64) StoredSeries {
       pts_.recent[1] = last[1];
       n_recent_ = n;
     } else {
-      History h{nullptr, 0, 0};
+      History h{nullptr, 0, 0, {}};
       if (!pts.empty()) {
         h.cap = 4;
         h.data = arena.Allocate(h.cap);
         for (const auto& p : pts) h.data[h.size++] = p;
+        h.newest = pts.back();
       }
       pts_.history = h;
       n_recent_ = 0;
@@ -274,7 +280,7 @@ struct alignas(64) StoredSeries {
   void Release(PointArena& arena) {
     if (keep_ms != 0) arena.Free(pts_.history.data, pts_.history.cap);
     keep_ms = 0;
-    pts_.history = {nullptr, 0, 0};
+    pts_.history = {nullptr, 0, 0, {}};
   }
 
   std::size_t heap_bytes() const {
@@ -285,9 +291,10 @@ struct alignas(64) StoredSeries {
   struct History {
     promql::Point* data;
     std::uint32_t size, cap;
+    promql::Point newest;  // data[size - 1] when size > 0
   };
   union Points {
-    Points() : history{nullptr, 0, 0} {}
+    Points() : history{nullptr, 0, 0, {}} {}
     promql::Point recent[2];  // keep_ms == 0
     History history;          // keep_ms != 0; from the PointArena
   };
@@ -381,12 +388,38 @@ struct SeriesStore::Impl {
   std::unordered_map<Id, std::vector<Id>> by_source;
   std::uint64_t pass = 0;
   std::vector<Retention> retention;
+  // Indexes into retention: by the metric name a retention's matchers require, and those that
+  // require none. A new series is checked against its name's retentions only (there are about as
+  // many retentions as range selectors in the rule files).
+  std::unordered_map<std::string, std::vector<std::size_t>> retention_by_name;
+  std::vector<std::size_t> retention_any_name;
+
+  void IndexRetention() {
+    retention_by_name.clear();
+    retention_any_name.clear();
+    for (std::size_t i = 0; i < retention.size(); ++i) {
+      const auto& ms = retention[i].matchers;
+      auto name = std::find_if(ms.begin(), ms.end(), [](const promql::Matcher& m) {
+        return m.name() == "__name__" && m.op() == promql::Matcher::Op::kEqual;
+      });
+      if (name != ms.end()) {
+        retention_by_name[name->value()].push_back(i);
+      } else {
+        retention_any_name.push_back(i);
+      }
+    }
+  }
 
   TimestampMs KeepFor(const Labels& metric) const {
     TimestampMs keep = 0;
-    for (const auto& r : retention) {
+    auto check = [&](std::size_t i) {
+      const auto& r = retention[i];
       if (r.keep_ms > keep && MatchesAll(r.matchers, metric)) keep = r.keep_ms;
-    }
+    };
+    if (auto it = retention_by_name.find(std::string(LabelValue(metric, "__name__")));
+        it != retention_by_name.end())
+      for (std::size_t i : it->second) check(i);
+    for (std::size_t i : retention_any_name) check(i);
     return keep;
   }
 
@@ -553,6 +586,7 @@ void SeriesStore::RemoveSource(std::string_view source_name, TimestampMs t) {
 void SeriesStore::SetRetention(std::vector<Retention> retention) {
   std::unique_lock lock(mu_);
   impl_->retention = std::move(retention);
+  impl_->IndexRetention();
   for (auto& s : impl_->series) {
     if (!s.metric.empty()) s.SetKeep(impl_->KeepFor(s.metric), impl_->arena);
   }
@@ -573,6 +607,17 @@ SeriesStore::Stats SeriesStore::stats() const {
 
 void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
                          const SelectFunc& fn) const {
+  Visit<false>(matchers, mint, maxt, fn);
+}
+
+void SeriesStore::SelectLatest(const std::vector<promql::Matcher>& matchers, TimestampMs mint,
+                               TimestampMs maxt, const SelectFunc& fn) const {
+  Visit<true>(matchers, mint, maxt, fn);
+}
+
+template <bool kLatest>
+void SeriesStore::Visit(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+                        const SelectFunc& fn) const {
   std::shared_lock lock(mu_);
   auto candidates = impl_->postings.Select(matchers);
   std::vector<const promql::Matcher*> all;
@@ -581,8 +626,14 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
   const auto& check = candidates ? candidates->unchecked : all;
   auto visit = [&](const StoredSeries& s) {
     if (s.metric.empty() || !MatchesAll(check, s.metric)) return;
+    if (s.empty() || s.back().t < mint) return;
+    if constexpr (kLatest) {
+      if (s.back().t <= maxt) {
+        fn(s.metric, std::span<const promql::Point>(&s.back(), 1));
+        return;
+      }
+    }
     const auto pts = s.points();
-    if (pts.empty() || pts.back().t < mint || pts.front().t > maxt) return;
     const TimestampMs from = std::max(mint, s.oldest());
     // Mostly the window ends at or just before the newest point (a group evaluates at its slot,
     // before the next collection): a few steps back read the cache line already loaded, where a
@@ -592,12 +643,18 @@ void SeriesStore::Select(const std::vector<promql::Matcher>& matchers, Timestamp
     if (hi != pts.begin() && std::prev(hi)->t > maxt)
       hi = std::upper_bound(pts.begin(), hi, maxt,
                             [](TimestampMs t, const promql::Point& p) { return t < p.t; });
-    auto lo = pts.front().t >= from
-                  ? pts.begin()
-                  : std::lower_bound(pts.begin(), hi, from,
-                                     [](const promql::Point& p, TimestampMs t) { return p.t < t; });
-    if (lo == hi) return;
-    fn(s.metric, std::span<const promql::Point>(lo, hi));
+    if constexpr (kLatest) {
+      if (hi == pts.begin() || std::prev(hi)->t < from) return;
+      fn(s.metric, std::span<const promql::Point>(std::prev(hi), hi));
+    } else {
+      if (pts.front().t > maxt) return;
+      auto lo = pts.front().t >= from
+                    ? pts.begin()
+                    : std::lower_bound(pts.begin(), hi, from,
+                                       [](const promql::Point& p, TimestampMs t) { return p.t < t; });
+      if (lo == hi) return;
+      fn(s.metric, std::span<const promql::Point>(lo, hi));
+    }
   };
   if (candidates) {
     for (Id id : candidates->ids) visit(impl_->series[id]);

@@ -2034,9 +2034,13 @@ AlertTemplate::AlertTemplate(std::string_view rule_name, std::string_view text)
   } else {
     template_ = std::get<Template>(std::move(parsed));
   }
+  // Text without an action expands to itself (the prelude only defines variables): labels such
+  // as `severity: critical` need no execution per alert and round.
+  if (!parse_error_ && text.find("{{") == std::string_view::npos) constant_ = std::string(text);
 }
 
 std::string AlertTemplate::Expand(const TemplateData& data) const {
+  if (constant_) return *constant_;
   if (parse_error_)
     return "<error expanding template: error parsing template " + name_ + ": " + *parse_error_ + ">";
   auto result = template_->Execute(data);

@@ -64,6 +64,7 @@ class AlertTemplate {
   std::string name_;
   std::optional<Template> template_;
   std::optional<std::string> parse_error_;
+  std::optional<std::string> constant_;  // the text, when it has no action (no "{{")
 };
 
 // Prometheus' alert template expansion: prepends the $labels/$externalLabels/$externalURL/$value

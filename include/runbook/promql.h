@@ -108,6 +108,13 @@ class Queryable {
   using SelectFunc = std::function<void(const LabelSet& metric, std::span<const Point> points)>;
   virtual void Select(const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
                       const SelectFunc& fn) const = 0;
+  // Like Select, but `points` may hold only the newest point in the window: what an instant
+  // selector reads. A store can then skip finding where the window starts (in a series with
+  // history that is a search through the points of the last 5 minutes and more).
+  virtual void SelectLatest(const std::vector<Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+                            const SelectFunc& fn) const {
+    Select(matchers, mint, maxt, fn);
+  }
 };
 
 class Expr;  // the immutable AST (rules/promql/ast.h)

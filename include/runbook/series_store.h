@@ -82,9 +82,16 @@ class SeriesStore final : public promql::Queryable, public rules::Appender {
 
   void Select(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
               const SelectFunc& fn) const override;
+  void SelectLatest(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+                    const SelectFunc& fn) const override;
 
  private:
   struct Impl;
+  // Select (kLatest false) and SelectLatest (true, passing the newest point only).
+  template <bool kLatest>
+  void Visit(const std::vector<promql::Matcher>& matchers, TimestampMs mint, TimestampMs maxt,
+             const SelectFunc& fn) const;
+
   std::unique_ptr<Impl> impl_;
   mutable std::shared_mutex mu_;
 };

@@ -453,19 +453,19 @@ template <class Sink>
 void Evaluator::ForEachInstant(const Expr& vs, TimestampMs ts, Sink&& sink) {
   TimestampMs ref = RefTime(vs, ts);
   size_t loaded = 0;
-  storage_.Select(vs.matchers, ref - kLookbackDeltaMs, ref,
-                  [&](const LabelSet& metric, std::span<const Point> points) {
-                    // Tolerate stores that pass points outside the window.
-                    auto it = !points.empty() && points.back().t <= ref
-                                  ? points.end()
-                                  : std::upper_bound(points.begin(), points.end(), ref,
-                                                     [](TimestampMs t, const Point& p) { return t < p.t; });
-                    if (it == points.begin()) return;
-                    const Point& last = *std::prev(it);
-                    if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
-                    ++loaded;
-                    sink(metric, last);
-                  });
+  storage_.SelectLatest(
+      vs.matchers, ref - kLookbackDeltaMs, ref, [&](const LabelSet& metric, std::span<const Point> points) {
+        // Tolerate stores that pass points outside the window.
+        auto it = !points.empty() && points.back().t <= ref
+                      ? points.end()
+                      : std::upper_bound(points.begin(), points.end(), ref,
+                                         [](TimestampMs t, const Point& p) { return t < p.t; });
+        if (it == points.begin()) return;
+        const Point& last = *std::prev(it);
+        if (last.t < ref - kLookbackDeltaMs || IsStaleMarker(last.v)) return;
+        ++loaded;
+        sink(metric, last);
+      });
   Count(loaded);
 }
 

@@ -312,6 +312,58 @@ TEST_CASE("rules: a recording rule's output keeps its series and reference while
   CHECK(app.wrong_refs == 0);
 }
 
+TEST_CASE(
+    "rules: a recording rule's result repeating last round's sets maps to its outputs, values by labels") {
+  Fixture f;
+  RefAppender app;
+  f.opts.appender = &app;
+  RuleGroup g(Group({Recording("out", {})}), &f.opts);
+  const LabelSet a = Labels{{"__name__", "x"}, {"i", "1"}}, b = Labels{{"__name__", "x"}, {"i", "2"}},
+                 c = Labels{{"__name__", "x"}, {"i", "3"}};
+  auto out = [](const char* i) { return Labels{{"__name__", "out"}, {"i", i}}; };
+  // (output, value) of the non-stale appends, and the outputs marked stale.
+  auto take = [&] {
+    std::map<Labels, double> values;
+    std::set<Labels> stale;
+    for (const auto& [m, ref, v] : app.Take()) {
+      if (promql::IsStaleMarker(v)) {
+        stale.insert(m);
+      } else {
+        CHECK(values.emplace(m, v).second);
+      }
+    }
+    return std::make_pair(values, stale);
+  };
+  f.current = {{a, 0, 1}, {b, 0, 2}};
+  g.Eval(0);
+  CHECK(take().first == std::map<Labels, double>{{out("1"), 1}, {out("2"), 2}});
+  f.current = {{a, 0, 10}, {b, 0, 20}};  // the same sets in the same order
+  g.Eval(5 * kSec);
+  CHECK(take() ==
+        std::make_pair(std::map<Labels, double>{{out("1"), 10}, {out("2"), 20}}, std::set<Labels>{}));
+  f.current = {{c, 0, 30}, {b, 0, 21}};  // same size, first set replaced
+  g.Eval(10 * kSec);
+  CHECK(take() ==
+        std::make_pair(std::map<Labels, double>{{out("3"), 30}, {out("2"), 21}}, std::set<Labels>{out("1")}));
+  f.current = {{b, 0, 22}, {c, 0, 31}};  // the same sets, swapped
+  g.Eval(15 * kSec);
+  CHECK(take() ==
+        std::make_pair(std::map<Labels, double>{{out("2"), 22}, {out("3"), 31}}, std::set<Labels>{}));
+  f.current = {{b, 0, 23}, {c, 0, 32}};
+  g.Eval(20 * kSec);
+  CHECK(take() ==
+        std::make_pair(std::map<Labels, double>{{out("2"), 23}, {out("3"), 32}}, std::set<Labels>{}));
+  // Equal sets that are not the same shared ones: the same outputs.
+  f.current = {{LabelSet(b.get()), 0, 24}, {LabelSet(c.get()), 0, 33}};
+  g.Eval(25 * kSec);
+  CHECK(take() ==
+        std::make_pair(std::map<Labels, double>{{out("2"), 24}, {out("3"), 33}}, std::set<Labels>{}));
+  f.current = {};
+  g.Eval(30 * kSec);
+  CHECK(take() == std::make_pair(std::map<Labels, double>{}, std::set<Labels>{out("2"), out("3")}));
+  CHECK(app.wrong_refs == 0);
+}
+
 TEST_CASE("rules: a reload keeps a recording rule's outputs only while its name and labels stay") {
   Fixture f;
   RefAppender app;

@@ -115,6 +115,16 @@ TEST_CASE("template: functions as promtool renders them") {
         "db1:5432 10.0.0.1:80");
 }
 
+TEST_CASE("template: text without an action expands to itself, and the first {{ makes one") {
+  for (std::string_view text : {"critical", "", "a }} b", "{ {x} }", "$labels.job and $value", "100% {",
+                                "line one\nline two", "\xc3\xa9t\xc3\xa9 }}{"}) {
+    CHECK(Expand(text) == text);
+  }
+  CHECK(Expand("x{{ `y` }}z") == "xyz");
+  CHECK(Expand("a {{/* c */}} b") == "a  b");
+  CHECK(Expand("}} {{ $labels.job }}") == "}} j1");
+}
+
 TEST_CASE("template: failures give Prometheus' error text, never a crash") {
   const std::string pre =
       "<error expanding template: error executing template __alert_A: template: __alert_A:1:";

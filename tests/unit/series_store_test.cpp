@@ -84,6 +84,34 @@ TEST_CASE("series store: retention keeps history back to keep + lookback for mat
   CHECK(Read(store, {Eq("__name__", "other")}, 0, 100 * kMin)["other/a"].size() == 2);
 }
 
+TEST_CASE("series store: a new series gets the longest keep of every retention it matches, by name or not") {
+  SeriesStore store;
+  std::string err;
+  const Matcher re = *Matcher::Make(Matcher::Op::kRegexMatch, "__name__", "r.*", &err);
+  store.SetRetention({Retention{{Eq("__name__", "a")}, 2 * kMin},
+                      Retention{{Eq("__name__", "a"), Eq("target", "t2")}, 20 * kMin},
+                      Retention{{Eq("__name__", "b")}, 4 * kMin}, Retention{{re}, 6 * kMin},
+                      Retention{{Eq("target", "t3")}, 8 * kMin}});
+  for (int i = 1; i <= 40; ++i) {
+    store.Ingest("s", i * kMin,
+                 {S("a", "t1", i), S("a", "t2", i), S("a", "t3", i), S("b", "t1", i), S("rx", "t1", i),
+                  S("c", "t1", i), S("c", "t3", i)});
+  }
+  // now = 40 min: a series keeping k minutes holds the points of the last k + 5 minutes.
+  auto held = [&](const char* name, const char* target) {
+    return Read(store, {Eq("__name__", name), Eq("target", target)}, 0,
+                100 * kMin)[std::string(name) + "/" + target]
+        .size();
+  };
+  CHECK(held("a", "t1") == 8);   // 2 min
+  CHECK(held("a", "t2") == 26);  // 20 min: the name's other retention
+  CHECK(held("a", "t3") == 14);  // 8 min: a retention without a name beats the name's 2 min
+  CHECK(held("b", "t1") == 10);
+  CHECK(held("rx", "t1") == 12);  // a regex on the name
+  CHECK(held("c", "t1") == 2);    // none: the newest two points
+  CHECK(held("c", "t3") == 14);
+}
+
 TEST_CASE("series store: SetRetention applies to series that already exist") {
   SeriesStore store;
   store.Ingest("a", 1 * kMin, {S("m", "a", 1)});
@@ -368,6 +396,53 @@ TEST_CASE(
   CHECK(store.stats().series == 1);
   CHECK(store.AppendRef(gone_ref, gone, 101 * 15'000, 1) != 0);
   CHECK(store.stats().series == 2);
+}
+
+TEST_CASE(
+    "series store: SelectLatest passes each series' newest point of the window, the last point Select "
+    "passes") {
+  SeriesStore store;
+  store.SetRetention({Retention{{Eq("__name__", "h")}, 10 * kMin}});
+  // h keeps history, x only its newest points; h's points out of reach (older than keep +
+  // lookback) stay in its buffer until it fills, and must not be passed.
+  for (int k = 1; k <= 120; ++k) {
+    const TimestampMs t = k * 15'000;
+    std::vector<StoreSample> samples{S("h", "a", k), S("x", "a", 1000 + k)};
+    if (k % 7 != 0) samples.push_back(S("h", "b", 2000 + k));  // gaps
+    if (k == 60) samples.push_back(S("h", "c", 3000 + k));     // one point, then stale at 61
+    store.Ingest("a", t, samples);
+  }
+  const std::vector<Matcher> all{Eq("target", "a"), Eq("target", "b"), Eq("target", "c")};
+  std::size_t compared = 0, empty_windows = 0;
+  for (TimestampMs maxt = 0; maxt <= 121 * 15'000; maxt += 5'000) {
+    for (TimestampMs width : {TimestampMs(0), TimestampMs(10'000), 5 * kMin, 20 * kMin, 40 * kMin}) {
+      const TimestampMs mint = maxt - width;
+      for (const auto& m : all) {
+        std::map<std::string, promql::Point> want, got;
+        store.Select({m}, mint, maxt, [&](const Labels& metric, std::span<const promql::Point> pts) {
+          want[std::string(LabelValue(metric, "__name__")) + "/" +
+               std::string(LabelValue(metric, "target"))] = pts.back();
+        });
+        store.SelectLatest({m}, mint, maxt, [&](const Labels& metric, std::span<const promql::Point> pts) {
+          REQUIRE(!pts.empty());
+          CHECK(pts.back().t >= mint);
+          CHECK(pts.back().t <= maxt);
+          got[std::string(LabelValue(metric, "__name__")) + "/" + std::string(LabelValue(metric, "target"))] =
+              pts.back();
+        });
+        REQUIRE(got.size() == want.size());
+        for (const auto& [key, p] : want) {
+          REQUIRE(got.count(key) == 1);
+          CHECK(got[key].t == p.t);
+          CHECK((got[key].v == p.v || (std::isnan(got[key].v) && std::isnan(p.v))));
+          ++compared;
+        }
+        empty_windows += want.empty();
+      }
+    }
+  }
+  CHECK(compared > 1000);
+  CHECK(empty_windows > 100);  // windows before the first point and past the reach of history
 }
 
 TEST_CASE("series store: selects run concurrently with ingestion, appends and compaction") {
