@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake ninja-build pkg-config git
   prometheus-cpp-dev libpq-dev libhiredis-dev libcivetweb-dev libyaml-cpp-dev libspdlog-dev
   clang-format doctest-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libre2-dev zlib1g-dev
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer redis-server openssl

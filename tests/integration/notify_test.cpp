@@ -138,6 +138,10 @@ fs::path TempDir(const std::string& name) {
 }
 
 // Debian's prometheus-alertmanager, as `nobody` when we are root; killed when destroyed.
+// A clustered node waits peer_timeout x its position before it checks the notification log; 1 s
+// keeps peer_timeout x (nodes - 1) + webhook latency well under the HA test's group_interval (2 s).
+constexpr std::chrono::milliseconds kPeerTimeout{1000};
+
 class Alertmanager {
  public:
   Alertmanager(const std::string& config_yaml, int cluster_port = 0, int peer_port = 0) {
@@ -162,7 +166,7 @@ class Alertmanager {
       args.push_back("--cluster.listen-address=127.0.0.1:" + std::to_string(cluster_port));
       if (peer_port) args.push_back("--cluster.peer=127.0.0.1:" + std::to_string(peer_port));
       // ALERTMANAGER_HA.md: peer_timeout x (nodes - 1) + webhook latency < group_interval.
-      args.push_back("--cluster.peer-timeout=3s");
+      args.push_back("--cluster.peer-timeout=" + std::to_string(kPeerTimeout.count()) + "ms");
       args.push_back("--cluster.gossip-interval=50ms");
       args.push_back("--cluster.pushpull-interval=1s");
     } else {
@@ -462,7 +466,8 @@ TEST_CASE("a real Alertmanager takes our pushes (amtool sees them) and forwards 
 TEST_CASE("HA: two exporters feeding a two-node Alertmanager cluster deliver one webhook per group") {
   TestReceiver rx;
   const std::string cfg =
-      AmConfig(rx.url("/ha"), "  group_wait: 2s\n  group_interval: 4s\n  repeat_interval: 1h\n");
+      AmConfig(rx.url("/ha"), "  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n");
+  constexpr auto group_wait = 1s, group_interval = 2s;
   int c1 = FreePort(), c2 = FreePort();
   Alertmanager am1(cfg, c1, c2);
   Alertmanager am2(cfg, c2, c1);
@@ -479,16 +484,16 @@ TEST_CASE("HA: two exporters feeding a two-node Alertmanager cluster deliver one
       for (const char* am : {"am1", "am2"}) SendTest(*e, am, resolved);
   };
   post_all(false);
-  std::this_thread::sleep_for(3s);  // past group_wait, before the next group_interval tick
+  std::this_thread::sleep_for(group_wait + group_interval / 4);  // before the next group_interval tick
   post_all(false);
   auto hits = rx.WaitFor([](const auto& h) { return !h.empty(); }, 15s);
   REQUIRE(!hits.empty());
-  std::this_thread::sleep_for(4s);  // past the second node's peer_timeout (3 s)
+  std::this_thread::sleep_for(kPeerTimeout + 500ms);  // past the second node's peer_timeout
   post_all(true);
   // The resolved notice goes out on the next group_interval tick; then wait out any duplicate:
   // group_interval + peer_timeout + margin.
   rx.WaitFor([](const auto& h) { return h.size() >= 2; }, 25s);
-  std::this_thread::sleep_for(9s);
+  std::this_thread::sleep_for(group_interval + kPeerTimeout + 2s);
   hits = rx.Hits();
   int firing = 0, resolved = 0;
   for (const auto& h : hits) {
