@@ -554,6 +554,7 @@ GroupStatus RuleGroup::Status() const {
     rs.evaluation_seconds = r.evaluation_seconds;
     for (const auto& [labels, a] : r.active) rs.alerts.push_back(a);
     s.rules.push_back(std::move(rs));
+    s.remembered += r.cache.label_sets() + r.cache.inputs() + r.last_result.size();
   }
   return s;
 }

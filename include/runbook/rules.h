@@ -136,6 +136,10 @@ struct GroupStatus {
   TimestampMs last_evaluation = kNoTime;
   double evaluation_seconds = 0;
   std::uint64_t evaluations = 0, failures = 0;
+  // What the group's rules keep from their last evaluation to skip work in the next: label sets
+  // and input series of aggregations and vector matches (promql::EvalCache), recording rules'
+  // last results. About 24 bytes each, outside the series store's memory.
+  std::size_t remembered = 0;
   std::vector<RuleStatus> rules;
 };
 

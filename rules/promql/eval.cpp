@@ -717,8 +717,12 @@ Value Evaluator::EvalBinary(const Expr& e, TimestampMs ts) {
     }
     default: break;
   }
-  // Nothing can match, so no duplicate on either side is an error either.
-  if (l.vector.empty() || r.vector.empty()) return out;
+  // Nothing can match, so no duplicate on either side is an error either. Nothing to remember:
+  // the memo lets go of series that vanished.
+  if (l.vector.empty() || r.vector.empty()) {
+    if (memo) *memo = EvalCache::Impl::Binary{};
+    return out;
+  }
   bool swap = m.card == VectorMatching::Card::kOneToMany;
   Vector& many = swap ? r.vector : l.vector;
   Vector& one = swap ? l.vector : r.vector;

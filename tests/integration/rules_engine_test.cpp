@@ -76,6 +76,8 @@ TEST_CASE(
   CHECK(m.Value("prometheus_rule_evaluations_total") >= 1);
   CHECK(m.Value("prometheus_rule_evaluation_failures_total") == 0);
   CHECK(m.Value("runbook_exporter_series_store_series") > 10);
+  // sum(pg_up): its input, its group and the recording rule's result.
+  CHECK(m.Value("runbook_exporter_rule_group_remembered_series") == 3);
 
   auto alerts = GetJson(exp, "/api/v1/alerts");
   CHECK(alerts["status"] == "success");

@@ -364,6 +364,30 @@ TEST_CASE(
   CHECK(app.wrong_refs == 0);
 }
 
+TEST_CASE("rules: a group's status counts what its rules remember from the last evaluation") {
+  promql::MemoryStorage storage;
+  for (const char* i : {"1", "2", "3"})
+    storage.Append({{"__name__", "x"}, {"g", std::string(i) == "3" ? "b" : "a"}, {"i", i}}, 0, 1);
+  storage.Append({{"__name__", "y"}, {"g", "a"}}, 0, 1);
+  Fixture f;
+  f.opts.query = nullptr;
+  f.opts.queryable = &storage;
+  RuleDef sum = Recording("by_g", {});
+  sum.expr_text = "sum by (g) (x)";
+  sum.expr = promql::Parse(sum.expr_text).expr;
+  RuleDef alert = Alerting("Over", "x > on(g) group_left() y", 0);
+  RuleGroup g(Group({sum, alert}), &f.opts);
+  CHECK(g.Status().remembered == 0);
+  g.Eval(0);
+  // sum: 3 inputs, 2 groups, 2 results; the match: y indexed (1), the x series probed (3).
+  CHECK(g.Status().remembered == 3 + 2 + 2 + 1 + 3);
+  g.Eval(5 * kSec);
+  CHECK(g.Status().remembered == 11);
+  storage.Clear();
+  g.Eval(10 * kSec);
+  CHECK(g.Status().remembered == 0);
+}
+
 TEST_CASE("rules: a reload keeps a recording rule's outputs only while its name and labels stay") {
   Fixture f;
   RefAppender app;
