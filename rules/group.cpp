@@ -43,7 +43,6 @@ struct Output {
   std::uint64_t hash = 0;  // metric.hash(), kept here so that sorting reads no shared set
   std::uint64_t source_hash = 0;
   std::uint64_t ref = 0;
-  LabelSet source;  // during an evaluation: the query result's set it came from
 };
 
 // Indexes of `out` by hash, comparing strings only on equal hashes (meta[k].hash is
@@ -154,19 +153,22 @@ struct RuleGroup::Impl {
 
   // meta gets each output's hash, source hash and, for one produced last round, its reference;
   // order the outputs' HashOrder.
-  // *repeated: the result is last round's set for set (r.last_result), so its outputs are
-  // r.prev_series through r.last_result's indexes, and order is left empty.
+  // sources gets the query result's sets. *repeated: the result is last round's set for set
+  // (r.last_result), so its outputs are r.prev_series through r.last_result's indexes, and order
+  // is left empty.
   std::optional<std::string> EvalRecording(RuleState& r, TimestampMs ts, promql::Vector& out,
                                            std::vector<Output>& meta, std::vector<std::uint32_t>& order,
-                                           bool* repeated) {
+                                           std::vector<LabelSet>& sources, bool* repeated) {
     auto res = Query(*r.def.expr, ts, &r.cache);
     if (auto* e = std::get_if<std::string>(&res)) return *e;
     out = std::get<promql::Vector>(std::move(res));
     meta.assign(out.size(), Output{});
+    sources.clear();
+    sources.reserve(out.size());
     *repeated = out.size() == r.last_result.size() && out.size() == r.prev_series.size();
     for (std::size_t k = 0; k < out.size(); ++k) {
       auto& s = out[k];
-      meta[k].source = s.metric;
+      sources.push_back(s.metric);
       if (*repeated && s.metric.SameAs(r.last_result[k].first)) {
         const Output& prev = r.prev_series[r.last_result[k].second];
         s.metric = prev.metric;
@@ -364,11 +366,12 @@ void RuleGroup::Eval(TimestampMs ts) {
     std::vector<Output> meta;
     std::vector<std::uint32_t> order;
     std::optional<std::string> error;
+    std::vector<LabelSet> sources;
     bool repeated = false;
     if (!r.def.expr) {
       error = "rule has no parsed expression";
     } else if (r.def.kind == RuleDef::Kind::kRecording) {
-      error = g.EvalRecording(r, ts, out, meta, order, &repeated);
+      error = g.EvalRecording(r, ts, out, meta, order, sources, &repeated);
     } else {
       error = g.EvalAlerting(r, ts, out);
     }
@@ -435,14 +438,13 @@ void RuleGroup::Eval(TimestampMs ts) {
     for (std::uint32_t k : order) {
       if (returned.empty() ||
           Compare(returned.back().metric, returned.back().hash, out[k].metric, meta[k].hash) != 0)
-        returned.push_back({std::move(out[k].metric), meta[k].hash, meta[k].source_hash, meta[k].ref, {}});
+        returned.push_back({std::move(out[k].metric), meta[k].hash, meta[k].source_hash, meta[k].ref});
       at[k] = std::uint32_t(returned.size() - 1);
     }
     r.prev_series = std::move(returned);
     r.last_result.clear();
     if (r.def.kind == RuleDef::Kind::kRecording)
-      for (std::size_t k = 0; k < out.size(); ++k)
-        r.last_result.emplace_back(std::move(meta[k].source), at[k]);
+      for (std::size_t k = 0; k < out.size(); ++k) r.last_result.emplace_back(std::move(sources[k]), at[k]);
     r.by_source.clear();
     for (std::size_t k = 0; k < r.prev_series.size(); ++k)
       if (r.prev_series[k].source_hash != 0)

@@ -647,7 +647,6 @@ void SeriesStore::Visit(const std::vector<promql::Matcher>& matchers, TimestampM
       if (hi == pts.begin() || std::prev(hi)->t < from) return;
       fn(s.metric, std::span<const promql::Point>(std::prev(hi), hi));
     } else {
-      if (pts.front().t > maxt) return;
       auto lo = pts.front().t >= from
                     ? pts.begin()
                     : std::lower_bound(pts.begin(), hi, from,

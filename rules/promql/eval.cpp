@@ -417,10 +417,9 @@ std::size_t EvalCache::label_sets() const {
 }
 std::size_t EvalCache::inputs() const {
   std::size_t n = 0;
-  if (impl_)
-    for (const auto& [_, a] : impl_->aggregations) n += a.inputs.size();
-  if (impl_)
-    for (const auto& [_, b] : impl_->binaries) n += b.side.size() + b.probes.size();
+  if (!impl_) return n;
+  for (const auto& [_, a] : impl_->aggregations) n += a.inputs.size();
+  for (const auto& [_, b] : impl_->binaries) n += b.side.size() + b.probes.size();
   return n;
 }
 
